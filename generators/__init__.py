@@ -1,0 +1,1 @@
+"""Generators that need no ComfyUI: the embedded ToyAV world."""

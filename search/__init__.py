@@ -1,0 +1,1 @@
+"""Search over candidates: aggregators (incl. ARW), Best-of-N, EvoSearch, reports."""

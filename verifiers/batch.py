@@ -1,0 +1,72 @@
+"""The media a verifier scores: a batch of clips in ComfyUI's own IMAGE / AUDIO layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+class MediaError(ValueError):
+    """Audio-video input that cannot be scored (empty, wrong layout, mismatched lengths)."""
+
+
+@dataclass(frozen=True)
+class AVBatch:
+    """N clips: ``video`` float [N, T, H, W, 3] in 0..1 at ``fps``; ``audio`` float [N, C, S] at
+    ``sample_rate``. The layout is ComfyUI's IMAGE per clip and AUDIO's waveform, so the node glue
+    passes tensors through without converting."""
+
+    video: torch.Tensor
+    fps: float
+    audio: torch.Tensor
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        v, a = self.video, self.audio
+        if v.ndim != 5 or v.shape[-1] != 3:
+            raise MediaError(f"video must be [N, T, H, W, 3], got {tuple(v.shape)}")
+        if a.ndim != 3:
+            raise MediaError(f"audio must be [N, channels, samples], got {tuple(a.shape)}")
+        if v.shape[0] != a.shape[0]:
+            raise MediaError(f"{v.shape[0]} video clips but {a.shape[0]} audio clips")
+        if v.shape[0] == 0:
+            raise MediaError("the batch holds no clips")
+        if v.shape[1] == 0 or v.shape[2] == 0 or v.shape[3] == 0:
+            raise MediaError(f"the video is empty: shape {tuple(v.shape)}")
+        if a.shape[1] == 0 or a.shape[2] == 0:
+            raise MediaError(f"the audio is empty: shape {tuple(a.shape)}")
+        if not (self.fps > 0 and self.sample_rate > 0):
+            raise MediaError(f"fps ({self.fps}) and sample_rate ({self.sample_rate}) must be positive")
+        tolerance = max(2.0 / self.fps, 0.05 * self.video_seconds)
+        if abs(self.video_seconds - self.audio_seconds) > tolerance:
+            raise MediaError(
+                f"video lasts {self.video_seconds:.3f} s ({v.shape[1]} frames at {self.fps:g} fps) "
+                f"but audio lasts {self.audio_seconds:.3f} s ({a.shape[2]} samples at "
+                f"{self.sample_rate} Hz); trim or pad one of them to match")
+
+    def __len__(self) -> int:
+        return self.video.shape[0]
+
+    @property
+    def video_seconds(self) -> float:
+        return self.video.shape[1] / self.fps
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio.shape[2] / self.sample_rate
+
+    def select(self, index: torch.Tensor | list[int]) -> "AVBatch":
+        """The clips at ``index`` (a view where torch allows one)."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        return AVBatch(self.video[index], self.fps, self.audio[index], self.sample_rate)
+
+    @staticmethod
+    def cat(batches: list["AVBatch"]) -> "AVBatch":
+        """Concatenate batches with the same fps, sample rate and clip shape."""
+        first = batches[0]
+        for b in batches[1:]:
+            if b.fps != first.fps or b.sample_rate != first.sample_rate:
+                raise MediaError("cannot join clips with different fps or sample rates")
+        return AVBatch(torch.cat([b.video for b in batches]), first.fps,
+                       torch.cat([b.audio for b in batches]), first.sample_rate)
