@@ -1,0 +1,129 @@
+"""ToyAVGenerator: the embedded default generator, a procedural bouncing-object world with a real
+iterative sampler, no weights and CPU speed; it implements search.generator.Generator."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ...search.generator import StepCallback
+from ...verifiers.batch import AVBatch
+from . import latent, sampler
+from .render import Clip, Renderer
+from .vocabulary import ATTRIBUTES, parse_prompt
+
+NUM_PHASES = 8
+"""Bounce phases in the dataset, evenly spaced over one period."""
+
+
+class ToyAVGenerator:
+    """Candidates are float32 latents [latent.DIM]. Naive sampling misses the prompt (caption
+    noise) and drifts out of sync (weak audio-video coupling); search over seeds fixes both."""
+
+    deterministic = True
+
+    def __init__(self, prompt: str, steps: int = 30, guidance: float = 2.0, coupling: float = 0.2,
+                 caption_noise: float = 0.4, width: int = 64, height: int = 64, fps: float = 24.0,
+                 duration: float = 2.0, sample_rate: int = 16000, device: str | torch.device = "cpu",
+                 period: float = 0.5) -> None:
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        if guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {guidance}")
+        if not 0 <= coupling <= 1:
+            raise ValueError(f"coupling must be in [0, 1], got {coupling}")
+        if not 0 < caption_noise <= 1:
+            raise ValueError(f"caption_noise must be in (0, 1], got {caption_noise}")
+        self.clip = Clip(width, height, fps, duration, sample_rate, period)
+        self._prompt = prompt
+        self.steps = steps
+        self.guidance = guidance
+        self.coupling = coupling
+        self.caption_noise = caption_noise
+        self.device = torch.device(device)
+        self.nfe = 0
+        self._wanted = self._indices(prompt)
+        self._items, labels = latent.dataset(NUM_PHASES, period)
+        self._items = self._items.to(torch.float64)
+        self._log_likelihood = sampler.caption_log_likelihood(
+            labels, {column: index for column, index in enumerate(self._wanted) if index is not None},
+            caption_noise)
+        self._renderer = Renderer(self.clip, self.device)
+
+    @property
+    def prompt(self) -> str:
+        """Fixed at construction: the sampler's caption likelihood is built from it."""
+        return self._prompt
+
+    @staticmethod
+    def _indices(prompt: str) -> list[int | None]:
+        """The attribute index the prompt asks for per attribute (color, shape, sound), or None."""
+        named = parse_prompt(prompt)
+        return [values.index(named[a]) if a in named else None for a, values in ATTRIBUTES.items()]
+
+    def initial_noise(self, seeds: Sequence[int]) -> list[torch.Tensor]:
+        return [torch.randn(latent.DIM, generator=torch.Generator().manual_seed(int(s))).to(self.device)
+                for s in seeds]
+
+    def noise_like(self, state: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        return torch.randn(state.shape, generator=rng, device=rng.device, dtype=state.dtype).to(state.device)
+
+    def sigma(self, step: int) -> float:
+        if not 0 <= step <= self.steps:
+            raise ValueError(f"step {step} is outside 0..{self.steps}")
+        return 1.0 - step / self.steps
+
+    def combine(self, a: float, x: torch.Tensor, b: float, y: torch.Tensor) -> torch.Tensor:
+        return a * x + b * y
+
+    def denoise(self, states: list[torch.Tensor], start: int, end: int, record: Sequence[int] = (),
+                on_step: StepCallback | None = None) -> tuple[list[torch.Tensor], dict[int, list[torch.Tensor]]]:
+        if not 0 <= start <= end <= self.steps:
+            raise ValueError(f"need 0 <= start <= end <= {self.steps}, got start={start}, end={end}")
+        outside = [r for r in record if not start <= r <= end]
+        if outside:
+            raise ValueError(f"record steps {outside} are outside {start}..{end}")
+        recorded: dict[int, list[torch.Tensor]] = {}
+        if not states:
+            return [], {r: [] for r in record}
+        x = torch.stack([s.to(self.device, torch.float32) for s in states])
+        for step in range(start, end + 1):
+            if step in record:
+                recorded[step] = list(x.unbind(0))
+            if step == end:
+                break
+            t, t_next = self.sigma(step), self.sigma(step + 1)
+            x64 = x.cpu().to(torch.float64)
+            denoised = sampler.guided_mean(x64, t, self._items, self._log_likelihood, self.guidance,
+                                           self.coupling)
+            x = sampler.euler_step(x64, denoised, t, t_next).to(self.device, torch.float32)
+            self.nfe += len(states)
+            if on_step is not None:
+                on_step(len(states))
+        return list(x.unbind(0)), recorded
+
+    def decode(self, states: list[torch.Tensor]) -> AVBatch:
+        if not states:
+            raise ValueError("decode needs at least one state")
+        x = torch.stack([s.to(self.device, torch.float32) for s in states])
+        return AVBatch(self._renderer.video(x), self.clip.fps, self._renderer.audio(x),
+                       self.clip.sample_rate)
+
+    def store(self, state: torch.Tensor) -> torch.Tensor:
+        return state.cpu()
+
+    def oracle(self, states: list[torch.Tensor], prompt: str) -> list[dict[str, float]]:
+        """Ground truth for evaluation, never for selection: ``text_match`` is the fraction of the
+        prompt's attributes that each finished latent shows, ``sync_error_s`` the circular
+        distance in seconds between its audio and video phases."""
+        wanted = self._indices(prompt)
+        x = torch.stack([s.detach().cpu().to(torch.float32) for s in states])
+        shown = latent.attributes(x)
+        hits = torch.stack([shown[a] == index for a, index in zip(ATTRIBUTES, wanted) if index is not None])
+        period = self.clip.period
+        video_phase, audio_phase = latent.phases(x, period)
+        gap = torch.remainder(video_phase - audio_phase, period)
+        sync = torch.minimum(gap, period - gap)
+        return [{"text_match": float(m), "sync_error_s": float(e)}
+                for m, e in zip(hits.to(torch.float32).mean(0), sync)]

@@ -1,0 +1,119 @@
+"""ToyAV's decoder: frames and waveform from latents, continuous in the latent so that partly
+denoised states decode to blends (of colors, shapes, timbres) instead of failing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import latent
+from .vocabulary import COLORS, PALETTE
+
+BACKGROUND = (0.05, 0.05, 0.08)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """The clip format and the bounce period (seconds between floor impacts)."""
+
+    width: int = 64
+    height: int = 64
+    fps: float = 24.0
+    duration: float = 2.0
+    sample_rate: int = 16000
+    period: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.width < 16 or self.height < 16:
+            raise ValueError(f"frames must be at least 16x16, got {self.width}x{self.height}")
+        if not (self.fps > 0 and self.duration > 0 and self.sample_rate > 0 and self.period > 0):
+            raise ValueError("fps, duration, sample_rate and period must be positive")
+        if self.frames < 2 or self.samples < 2:
+            raise ValueError(f"a {self.duration} s clip is too short for {self.fps} fps / "
+                             f"{self.sample_rate} Hz")
+        if self.period * self.sample_rate < 64:
+            raise ValueError(f"a period of {self.period} s is too short to hold a sound")
+
+    @property
+    def frames(self) -> int:
+        return round(self.duration * self.fps)
+
+    @property
+    def samples(self) -> int:
+        return round(self.duration * self.sample_rate)
+
+
+def _weights(coords: torch.Tensor) -> torch.Tensor:
+    """Blend weights from attribute coordinates [N, K]: relu, normalised (all zero if none > 0)."""
+    w = coords.clamp(min=0)
+    return w / w.sum(-1, keepdim=True).clamp(min=1e-6)
+
+
+def _one_shot(name: str, n: int, sample_rate: int) -> torch.Tensor:
+    """``n`` samples of one impact's sound, attack at sample 0 (a 1 ms ramp), peak near 0.8."""
+    t = torch.arange(n, dtype=torch.float64) / sample_rate
+    attack = (t / 1e-3).clamp(max=1.0)
+    if name == "bell":  # inharmonic partials, long ring
+        ratios, amps, decays = (1.0, 2.32, 4.25, 6.63), (1.0, 0.6, 0.4, 0.25), (0.35, 0.25, 0.15, 0.1)
+        wave = sum(a * torch.exp(-t / d) * torch.sin(2 * math.pi * 600.0 * r * t)
+                   for r, a, d in zip(ratios, amps, decays))
+    elif name == "drum":  # low sine gliding down plus a noise burst, short
+        glide = 2 * math.pi * (60.0 * t + 90.0 * 0.03 * (1 - torch.exp(-t / 0.03)))
+        noise = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        wave = torch.exp(-t / 0.08) * torch.sin(glide) + 0.5 * torch.exp(-t / 0.015) * noise
+    else:  # whistle: high pure tone with a slight vibrato
+        wave = torch.exp(-t / 0.15) * torch.sin(2 * math.pi * 2400.0 * t
+                                                + 40.0 / 6.0 * torch.sin(2 * math.pi * 6.0 * t))
+    wave = attack * wave
+    return (0.8 * wave / wave.abs().max()).to(torch.float32)
+
+
+class Renderer:
+    """Renders latents [N, DIM] for one clip format; caches the pixel grid and the timbres."""
+
+    def __init__(self, clip: Clip, device: torch.device | str = "cpu") -> None:
+        self.clip = clip
+        h, w = clip.height, clip.width
+        self.size = 0.125 * min(h, w)  # half the object's extent
+        self.bounce = 0.45 * h  # apex height above the resting position
+        self.floor = h - 0.06 * h - self.size  # the center's height at an impact
+        self.ys = (torch.arange(h, dtype=torch.float32, device=device) + 0.5).view(1, 1, h, 1)
+        self.dx = (torch.arange(w, dtype=torch.float32, device=device) + 0.5 - w / 2).view(1, 1, 1, w)
+        self.times = torch.arange(clip.frames, dtype=torch.float32, device=device) / clip.fps
+        self.palette = torch.tensor([PALETTE[c] for c in COLORS], device=device)
+        self.background = torch.tensor(BACKGROUND, device=device)
+        self.cycle = round(clip.period * clip.sample_rate)
+        self.timbres = torch.stack([_one_shot(s, self.cycle, clip.sample_rate)
+                                    for s in ("bell", "drum", "whistle")]).to(device)
+
+    def video(self, states: torch.Tensor) -> torch.Tensor:
+        """Frames [N, T, H, W, 3] in 0..1."""
+        period = self.clip.period
+        video_phase, _ = latent.phases(states, period)
+        u = torch.remainder(self.times[None] - video_phase[:, None], period) / period  # [N, T]
+        center = self.floor - self.bounce * 4 * u * (1 - u)
+        dy = self.ys - center[:, :, None, None]  # [N, T, H, 1]
+        dx, a = self.dx, self.size
+        distances = (torch.sqrt(dx ** 2 + dy ** 2) - a,  # ball
+                     torch.maximum(dx.abs(), dy.abs()) - a,  # cube
+                     torch.maximum(dy - a, (2 * dx.abs() - dy - a) / math.sqrt(5)))  # pyramid
+        shape_w = _weights(states[:, latent.SHAPE])
+        mask = sum(shape_w[:, i, None, None, None] * (0.5 - d).clamp(0, 1) for i, d in enumerate(distances))
+        color = _weights(states[:, latent.COLOR]) @ self.palette  # [N, 3]
+        frames = self.background + mask[..., None] * (color[:, None, None, None] - self.background)
+        return frames.clamp(0, 1)
+
+    def audio(self, states: torch.Tensor) -> torch.Tensor:
+        """Mono waveform [N, 1, S]: the blended timbre restarted at every impact of the audio
+        part's own phase, silence before the first."""
+        _, audio_phase = latent.phases(states, self.clip.period)
+        onset = torch.round(audio_phase * self.clip.sample_rate).long()  # [N]
+        n = torch.arange(self.clip.samples, device=states.device)
+        since = n[None] - onset[:, None]  # [N, S]
+        index = torch.remainder(since, self.cycle)
+        sound_w = _weights(states[:, latent.SOUND])  # [N, 3]
+        per_timbre = self.timbres[:, index]  # [3, N, S]
+        wave = torch.einsum("nk,kns->ns", sound_w, per_timbre) * (since >= 0)
+        return wave[:, None]
