@@ -60,11 +60,15 @@ def resolve_weights(weights: Weights, names: Sequence[str]) -> dict[str, float]:
         missing = [n for n in names if n not in weights]
         if missing:
             raise RewardError(f"no weight given for verifier(s) {missing}; weights name {list(weights)}")
-        return {n: float(weights[n]) for n in names}
-    weights = list(weights)
-    if len(weights) != len(names):
-        raise RewardError(f"{len(weights)} weights for {len(names)} verifiers {list(names)}")
-    return {n: float(w) for n, w in zip(names, weights)}
+        out = {n: float(weights[n]) for n in names}
+    else:
+        weights = list(weights)
+        if len(weights) != len(names):
+            raise RewardError(f"{len(weights)} weights for {len(names)} verifiers {list(names)}")
+        out = {n: float(w) for n, w in zip(names, weights)}
+    if any(not math.isfinite(w) or w < 0 for w in out.values()):
+        raise RewardError(f"preference weights must be finite and >= 0, got {out}")
+    return out
 
 
 class Aggregator:

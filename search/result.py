@@ -1,0 +1,54 @@
+"""What a search returns: every candidate it scored, the winner, and the report JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..verifiers.batch import AVBatch
+
+
+@dataclass
+class Candidate:
+    """One finished sample. ``parent`` is the candidate whose intermediate state was mutated into
+    this one's (None for a fresh initial noise); ``state`` is the finished latent."""
+
+    id: int
+    generation: int
+    parent: int | None
+    seed: int
+    state: Any
+    rewards: dict[str, float] = field(default_factory=dict)
+    score: float = float("nan")
+    oracle: dict[str, float] | None = None
+
+    def to_json(self) -> dict:
+        out = {"id": self.id, "generation": self.generation, "parent": self.parent,
+               "seed": self.seed, "rewards": self.rewards, "score": self.score}
+        if self.oracle is not None:
+            out["oracle"] = self.oracle
+        return out
+
+
+@dataclass
+class SearchResult:
+    method: str
+    prompt: str
+    candidates: list[Candidate]
+    best: Candidate
+    best_av: AVBatch
+    nfe: int
+    timings: dict[str, float]
+    aggregator: dict[str, Any]
+    config: dict[str, Any]
+
+    def report(self) -> dict:
+        """The report contract: method, prompt, nfe, candidates, best, aggregator, timings,
+        config."""
+        return {"method": self.method, "prompt": self.prompt, "nfe": self.nfe,
+                "candidates": [c.to_json() for c in self.candidates], "best": self.best.id,
+                "aggregator": self.aggregator, "timings": self.timings, "config": self.config}
+
+    def report_json(self) -> str:
+        return json.dumps(self.report(), indent=1)

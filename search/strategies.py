@@ -1,0 +1,179 @@
+"""Naive sampling, Best-of-N and EvoSearch over any Generator.
+
+EvoSearch follows the reference's schedule semantics (algorithms reference, section 5): a
+population at each evolution step, elites carried over, tournament parents, mutations of the
+initial noise or of intermediate states. Unlike the reference it never repeats work: with a
+deterministic sampler an unmutated elite's rollout is already known, so it is neither denoised,
+decoded nor scored again, and the selection pool holds each distinct state once. The default
+config therefore costs 300 denoiser evaluations instead of 400 for 11 distinct candidates.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from ..verifiers.base import Verifier
+from .aggregation import Aggregator
+from .engine import ProgressCallback, SearchError, SearchRun
+from .generator import Generator, State
+from .result import SearchResult
+
+
+@dataclass(frozen=True)
+class BestOfNConfig:
+    n: int = 10
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.n < 1:
+            raise SearchError(f"Best-of-N needs n >= 1, got n = {self.n}")
+
+
+MUTATIONS = ("reference", "variance_preserving")
+
+
+@dataclass(frozen=True)
+class EvoSearchConfig:
+    evolution_steps: tuple[int, ...] = (0, 10)
+    population_sizes: tuple[int, ...] = (5, 5, 5)
+    elites: int = 2
+    mutation_rate: float = 0.2
+    tournament_ratio: float = 0.5
+    mutation: str = "reference"
+    seed: int = 0
+
+    def validate(self, steps: int) -> None:
+        e, p = list(self.evolution_steps), list(self.population_sizes)
+        if not e:
+            raise SearchError("EvoSearch needs at least one evolution step (e.g. 0, 10)")
+        if sorted(set(e)) != e:
+            raise SearchError(f"evolution steps must be strictly increasing, got {e}")
+        if e[0] < 0 or e[-1] >= steps:
+            raise SearchError(f"evolution steps {e} must lie in the schedule's steps 0..{steps - 1}")
+        if len(p) != len(e) + 1:
+            raise SearchError(f"{len(e)} evolution steps need {len(e) + 1} population sizes "
+                              f"(the first generation, then one after each step); got {p}")
+        if min(p) < 1:
+            raise SearchError(f"population sizes must be >= 1, got {p}")
+        if not 0 <= self.elites < min(p[1:]):
+            raise SearchError(f"elites ({self.elites}) must be smaller than every evolved "
+                              f"population ({p[1:]}), or nothing is left to evolve")
+        if not 0 < self.mutation_rate <= 1:
+            raise SearchError(f"mutation rate must be in (0, 1], got {self.mutation_rate}")
+        if not 0 < self.tournament_ratio <= 1:
+            raise SearchError(f"tournament ratio must be in (0, 1], got {self.tournament_ratio}")
+        if self.mutation not in MUTATIONS:
+            raise SearchError(f"mutation must be one of {MUTATIONS}, got '{self.mutation}'")
+
+    def planned_nfe(self, steps: int, deterministic: bool = True) -> int:
+        """Denoiser evaluations this config will spend (each a CFG pair)."""
+        starts = [0, *self.evolution_steps]
+        new = [self.population_sizes[0]] + [p - (self.elites if deterministic else 0)
+                                            for p in self.population_sizes[1:]]
+        return sum(n * (steps - s) for n, s in zip(new, starts))
+
+    def planned_candidates(self, deterministic: bool = True) -> int:
+        return self.population_sizes[0] + sum(p - (self.elites if deterministic else 0)
+                                              for p in self.population_sizes[1:])
+
+
+def best_of_n(generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
+              config: BestOfNConfig, on_progress: ProgressCallback | None = None,
+              after_observe: Callable[[], None] | None = None, method: str = "best_of_n") -> SearchResult:
+    """N independent initial noises (seeds seed..seed+N-1), sampled in one batch, decoded,
+    scored once, aggregated once; the best is returned."""
+    config.validate()
+    steps = generator.steps
+    run = SearchRun(generator, verifiers, aggregator, config.n * (steps + 2), on_progress,
+                    after_observe)
+    seeds = [config.seed + i for i in range(config.n)]
+    finals, _ = run.denoise(generator.initial_noise(seeds), 0, steps)
+    run.add_candidates(finals, 0, [None] * config.n, seeds)
+    return run.finish(method, {"n": config.n, "steps": steps, "seed": config.seed})
+
+
+def naive(generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
+          seed: int = 0, on_progress: ProgressCallback | None = None,
+          after_observe: Callable[[], None] | None = None) -> SearchResult:
+    """One sample, scored: the baseline every improvement is measured against."""
+    return best_of_n(generator, verifiers, aggregator, BestOfNConfig(1, seed), on_progress,
+                     after_observe, method="naive")
+
+
+@dataclass
+class _Member:
+    """A population member at some step: its state and, when its rollout is already known,
+    the candidate it leads to."""
+
+    state: State
+    candidate: int | None = None
+    parent: int | None = None
+    seed: int = 0
+
+
+def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
+              config: EvoSearchConfig, on_progress: ProgressCallback | None = None,
+              after_observe: Callable[[], None] | None = None) -> SearchResult:
+    steps, evo, sizes = generator.steps, list(config.evolution_steps), list(config.population_sizes)
+    config.validate(steps)
+    reuse = generator.deterministic
+    n_new = config.planned_candidates(reuse)
+    run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps, reuse) + 2 * n_new,
+                    on_progress, after_observe)
+    rng = random.Random(config.seed)
+    next_seed = iter(range(config.seed, config.seed + 10**9))
+    seeds = [next(next_seed) for _ in range(sizes[0])]
+    population = [_Member(s, seed=k) for s, k in zip(generator.initial_noise(seeds), seeds)]
+    pools: dict[int, list[_Member]] = {e: [] for e in evo}  # distinct states seen at each step
+    start = 0
+    for g in range(len(sizes)):
+        new = [m for m in population if m.candidate is None]
+        if new:
+            finals, recorded = run.denoise([m.state for m in new], start, steps, record=evo[g:])
+            added = run.add_candidates(finals, g, [m.parent for m in new], [m.seed for m in new])
+            for j, (m, c) in enumerate(zip(new, added)):
+                for e in evo[g:]:
+                    pools[e].append(_Member(generator.store(recorded[e][j]), c.id, m.parent, m.seed))
+        if g == len(evo):
+            break
+        start = evo[g]
+        pool = pools[start]
+        fitness = [run.scores[m.candidate].item() for m in pool]
+        order = sorted(range(len(pool)), key=lambda i: -fitness[i])
+        elites = [pool[i] for i in order[:config.elites]]
+        if not reuse:  # a stochastic sampler gives an elite a new rollout: denoise it again
+            elites = [_Member(m.state, None, m.candidate, m.seed) for m in elites]
+        k = max(1, int(len(pool) * config.tournament_ratio))
+        children = []
+        for _ in range(sizes[g + 1] - len(elites)):
+            contenders = rng.sample(range(len(pool)), min(k, len(pool)))
+            parent = pool[max(contenders, key=lambda i: fitness[i])]
+            seed = next(next_seed)
+            children.append(_Member(_mutate(generator, parent.state, start, seed, config),
+                                    None, parent.candidate, seed))
+        population = elites + children
+    return run.finish("evosearch", {"steps": steps, "evolution_steps": evo,
+                                    "population_sizes": sizes, "elites": config.elites,
+                                    "mutation_rate": config.mutation_rate,
+                                    "tournament_ratio": config.tournament_ratio,
+                                    "mutation": config.mutation, "seed": config.seed})
+
+
+def _mutate(generator: Generator, state: State, step: int, seed: int,
+            config: EvoSearchConfig) -> State:
+    """Initial (unit Gaussian) noise: sqrt(1 - beta^2) x + beta eps, which stays standard
+    Gaussian. Intermediate state: the reference adds sigma_step * eps; the variance-preserving
+    option mixes sqrt(1 - beta^2) x + beta sigma_step eps instead."""
+    eps = generator.noise_like(state, torch.Generator().manual_seed(seed))
+    beta = config.mutation_rate
+    keep = math.sqrt(1 - beta * beta)
+    if step == 0:
+        return generator.combine(keep, state, beta, eps)
+    if config.mutation == "variance_preserving":
+        return generator.combine(keep, state, beta * generator.sigma(step), eps)
+    return generator.combine(1.0, state, generator.sigma(step), eps)
