@@ -13,8 +13,9 @@ from . import latent, sampler
 from .render import Clip, Renderer
 from .vocabulary import ATTRIBUTES, parse_prompt
 
-NUM_PHASES = 8
-"""Bounce phases in the dataset, evenly spaced over one period."""
+NUM_PHASES = 4
+"""Bounce phases in the dataset, evenly spaced over one period: few enough that a sample out of
+sync is off by at least a quarter period (125 ms by default), which a sync verifier can see."""
 
 
 class ToyAVGenerator:
@@ -23,8 +24,8 @@ class ToyAVGenerator:
 
     deterministic = True
 
-    def __init__(self, prompt: str, steps: int = 30, guidance: float = 2.0, coupling: float = 0.2,
-                 caption_noise: float = 0.4, width: int = 64, height: int = 64, fps: float = 24.0,
+    def __init__(self, prompt: str, steps: int = 30, guidance: float = 3.0, coupling: float = 0.28,
+                 caption_noise: float = 0.5, width: int = 64, height: int = 64, fps: float = 24.0,
                  duration: float = 2.0, sample_rate: int = 16000, device: str | torch.device = "cpu",
                  period: float = 0.5) -> None:
         if steps < 1:

@@ -1,0 +1,39 @@
+"""A real ComfyUI server (from the environment scripts/env builds) with the pack loaded, started
+once per test session on a free loopback port, in its own base directory; always stopped."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from comfyctl import ComfyServer, comfyui_dir  # noqa: E402
+
+ARTIFACTS = Path(os.environ.get("AVITS_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory) -> ComfyServer:
+    if not (comfyui_dir() / "main.py").exists():
+        pytest.fail(f"no ComfyUI tree at {comfyui_dir()}: run scripts/test (it builds one)")
+    server = ComfyServer(tmp_path_factory.mktemp("comfy-base"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failure in a test that used the server, attach the server log's tail."""
+    outcome = yield
+    report = outcome.get_result()
+    server = item.funcargs.get("comfy") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(server, ComfyServer):
+        report.sections.append(("ComfyUI server log (tail)", server.log_tail(80)))
