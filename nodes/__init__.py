@@ -2,9 +2,10 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import aggregation
+from . import aggregation, generators, report, search, verifiers
 
 
 class AVITSExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*aggregation.NODES]
+        return [*generators.NODES, *verifiers.NODES, *aggregation.NODES, *search.NODES,
+                *report.NODES]

@@ -39,3 +39,45 @@ def scales_plot(trace: list[dict], title: str):
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def save_figure(fig, path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def search_plot(report: dict):
+    """Left: every candidate's score per generation, the winner starred. Right: the
+    aggregator's learned scales after each generation (ARW only)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scales = [s for s in report["aggregator"].get("scales_over_time", []) if s.get("sigmas")]
+    fig, axes = plt.subplots(1, 2 if scales else 1, figsize=(9 if scales else 5, 3.2), squeeze=False)
+    ax = axes[0, 0]
+    cands = report["candidates"]
+    ax.scatter([c["generation"] for c in cands], [c["score"] for c in cands], s=18, alpha=0.7,
+               label="candidate")
+    best = next(c for c in cands if c["id"] == report["best"])
+    ax.scatter([best["generation"]], [best["score"]], marker="*", s=220, color="C3",
+               label=f"chosen (#{best['id']})")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(f"score ({report['aggregator']['name']})")
+    ax.set_xticks(sorted({c["generation"] for c in cands}))
+    ax.set_title(f"{report['method']}: {len(cands)} candidates, {report['nfe']} NFE", fontsize=9)
+    ax.legend(fontsize=7)
+    if scales:
+        ax = axes[0, 1]
+        for name in scales[0]["sigmas"]:
+            ax.plot([s["history_size"] for s in scales], [s["sigmas"][name] for s in scales],
+                    marker="o", label=name)
+        ax.set_xlabel("rewards seen")
+        ax.set_ylabel("ARW sigma")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+        ax.set_title("learned scales", fontsize=9)
+    fig.tight_layout()
+    return fig

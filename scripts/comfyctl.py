@@ -129,8 +129,12 @@ class ComfyServer:
         return json.loads(body) if body else None
 
     def queue(self, graph: dict) -> str:
-        """POST /prompt; returns the prompt id (QueueRejected on a validation error)."""
-        return self.post("/prompt", {"prompt": graph, "client_id": self.client_id})["prompt_id"]
+        """POST /prompt; returns the prompt id. QueueRejected on a validation error, also when
+        ComfyUI accepted the prompt but dropped some outputs for their node errors."""
+        answer = self.post("/prompt", {"prompt": graph, "client_id": self.client_id})
+        if answer.get("node_errors"):
+            raise QueueRejected(200, answer)
+        return answer["prompt_id"]
 
     def history(self, prompt_id: str) -> dict | None:
         return self.get(f"/history/{prompt_id}").get(prompt_id)

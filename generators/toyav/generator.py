@@ -45,11 +45,11 @@ class ToyAVGenerator:
         self.device = torch.device(device)
         self.nfe = 0
         self._wanted = self._indices(prompt)
-        self._items, labels = latent.dataset(NUM_PHASES, period)
-        self._items = self._items.to(torch.float64)
-        self._log_likelihood = sampler.caption_log_likelihood(
-            labels, {column: index for column, index in enumerate(self._wanted) if index is not None},
-            caption_noise)
+        items, labels = latent.dataset(NUM_PHASES, period)
+        wanted = {column: index for column, index in enumerate(self._wanted) if index is not None}
+        self._denoiser = sampler.GuidedDenoiser(
+            items.to(torch.float64), sampler.caption_log_likelihood(labels, wanted, caption_noise),
+            guidance, coupling)
         self._renderer = Renderer(self.clip, self.device)
 
     @property
@@ -96,8 +96,7 @@ class ToyAVGenerator:
                 break
             t, t_next = self.sigma(step), self.sigma(step + 1)
             x64 = x.cpu().to(torch.float64)
-            denoised = sampler.guided_mean(x64, t, self._items, self._log_likelihood, self.guidance,
-                                           self.coupling)
+            denoised = self._denoiser(x64, t)
             x = sampler.euler_step(x64, denoised, t, t_next).to(self.device, torch.float32)
             self.nfe += len(states)
             if on_step is not None:

@@ -19,26 +19,30 @@ def caption_log_likelihood(labels: torch.Tensor, wanted: dict[int, int], caption
     return out
 
 
-def posterior_mean(x: torch.Tensor, t: float, items: torch.Tensor, log_weight: torch.Tensor,
-                   coupling: float) -> torch.Tensor:
-    """E[x0 | x_t = x] for x [N, DIM] with x_t = (1 - t) x0 + t noise and x0 drawn from ``items``
-    [M, DIM] with prior log weights [M]. Each part weighs the items by its own distance plus
-    ``coupling`` times the other part's (1: the exact joint posterior; 0: independent parts)."""
-    sq = (x[:, None, :] - (1 - t) * items[None]).square() / (2 * t * t)  # [N, M, DIM]
-    d_video, d_audio = sq[..., latent.VIDEO].sum(-1), sq[..., latent.AUDIO].sum(-1)
-    w_video = torch.softmax(log_weight - d_video - coupling * d_audio, dim=-1)  # [N, M]
-    w_audio = torch.softmax(log_weight - d_audio - coupling * d_video, dim=-1)
-    video = (w_video[..., None] * items[None, :, latent.VIDEO]).sum(1)
-    audio = (w_audio[..., None] * items[None, :, latent.AUDIO]).sum(1)
-    return torch.cat([video, audio], dim=-1)
+class GuidedDenoiser:
+    """D_uncond + g (D_cond - D_uncond), where D(x) = E[x0 | x_t = x] for x_t = (1 - t) x0 + t noise
+    and x0 drawn from ``items`` [M, DIM] (uniform prior; the conditional posterior also weighs
+    each item by its caption ``log_likelihood`` [M]). Each part (video, audio) weighs the items
+    by its own distance plus ``coupling`` times the other part's: 1 gives the exact joint
+    posterior, 0 lets the parts pick different items (phases out of sync)."""
 
+    def __init__(self, items: torch.Tensor, log_likelihood: torch.Tensor, guidance: float,
+                 coupling: float) -> None:
+        self.items, self.guidance, self.coupling = items, guidance, coupling
+        self.log_prior = torch.stack([torch.zeros_like(log_likelihood), log_likelihood])  # [cond, M]
+        video_only, audio_only = items.clone(), items.clone()
+        video_only[:, latent.AUDIO] = 0
+        audio_only[:, latent.VIDEO] = 0
+        self.part_items = torch.stack([video_only, audio_only])  # [part, M, DIM]
 
-def guided_mean(x: torch.Tensor, t: float, items: torch.Tensor, log_likelihood: torch.Tensor,
-                guidance: float, coupling: float) -> torch.Tensor:
-    """Classifier-free guidance: D_uncond + g (D_cond - D_uncond), uniform prior."""
-    uncond = posterior_mean(x, t, items, torch.zeros_like(log_likelihood), coupling)
-    cond = posterior_mean(x, t, items, log_likelihood, coupling)
-    return uncond + guidance * (cond - uncond)
+    def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """Denoised x0 estimate [N, DIM] for x [N, DIM] at noise level t > 0."""
+        sq = (x[:, None, :] - (1 - t) * self.items).square() / (2 * t * t)  # [N, M, DIM]
+        d_video, d_audio = sq[..., latent.VIDEO].sum(-1), sq[..., latent.AUDIO].sum(-1)
+        distance = torch.stack([d_video + self.coupling * d_audio, d_audio + self.coupling * d_video])
+        weights = torch.softmax(self.log_prior[:, None, None] - distance, dim=-1)  # [cond, part, N, M]
+        mean = (weights[..., None] * self.part_items[:, None]).sum((1, 3))  # [cond, N, DIM]
+        return mean[0] + self.guidance * (mean[1] - mean[0])
 
 
 def euler_step(x: torch.Tensor, denoised: torch.Tensor, t: float, t_next: float) -> torch.Tensor:

@@ -1,0 +1,94 @@
+"""Both ToyAV workflows through /prompt on the real server; the shared ARW state across queued
+prompts and a restart; bad input as clear errors on the node."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import av
+import pytest
+
+from comfyctl import REPO, ExecutionFailed
+
+pytestmark = pytest.mark.integration
+
+WORKFLOWS = REPO / "workflows" / "api"
+
+
+def load(name: str, state: str, **search_inputs) -> dict:
+    graph = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    graph["5"]["inputs"]["name"] = state
+    graph["6"]["inputs"].update(search_inputs)
+    return graph
+
+
+def report_of(entry: dict) -> dict:
+    return json.loads(entry["outputs"]["6"]["avits_report"][0])
+
+
+def arw_file(comfy, state: str) -> dict:
+    return json.loads((comfy.base / "user" / "avits" / "arw" / f"{state}.json").read_text())
+
+
+@pytest.mark.parametrize("name", ["toyav_best_of_n", "toyav_evosearch"])
+def test_workflow_runs_and_reports(comfy, name):
+    graph = load(name, f"wf-{name}")
+    graph["5"]["inputs"]["reset"] = True
+    entry = comfy.run(graph, timeout=600)
+    out = entry["outputs"]["6"]
+    report = report_of(entry)
+    assert report["method"] == ("best_of_n" if "best" in name else "evosearch")
+    assert report["prompt"] == graph["1"]["inputs"]["prompt"]
+    n = 10 if "best" in name else 11
+    assert len(report["candidates"]) == n
+    assert report["nfe"] == (300 if "best" in name else 300)
+    for c in report["candidates"]:
+        assert set(c["rewards"]) == {"toy_text_match", "av_align"}
+        assert 0 <= c["oracle"]["text_match"] <= 1 and c["oracle"]["sync_error_s"] >= 0
+    assert report["aggregator"]["name"] == "arw" and report["aggregator"]["history_size"] == n
+    assert set(report["timings"]) >= {"generate", "decode", "verify", "aggregate", "total"}
+    assert out["images"] and out["audio"], "previews of the winning frames and audio"
+    on_disk = json.loads(Path(report["files"]["report"]).read_text())
+    assert on_disk["best"] == report["best"] and on_disk["candidates"] == report["candidates"]
+    video = Path(report["files"]["video"])
+    assert video.parent == Path(report["files"]["report"]).parent and video.stat().st_size > 1000
+    assert Path(report["files"]["plot"]).read_bytes()[:4] == b"\x89PNG"
+    with av.open(str(video)) as f:  # a real mp4 with the clip's video and audio
+        assert f.streams.video[0].frames == 48 and f.streams.audio[0].rate == 16000
+
+
+def test_shared_arw_grows_across_prompts_and_survives_a_restart(comfy):
+    state = "shared"
+    sizes, sigmas = [], []
+    for seed in range(3):
+        graph = load("toyav_best_of_n", state, n=4, seed=seed)
+        graph["5"]["inputs"]["reset"] = seed == 0 and True
+        report = report_of(comfy.run(graph, timeout=300))
+        sizes.append(report["aggregator"]["history_size"])
+        sigmas.append(report["aggregator"]["sigmas"])
+        assert arw_file(comfy, state)["state"]["history"]["av_align"].__len__() == sizes[-1]
+    assert sizes == [4, 8, 12]
+    assert sigmas[0] != sigmas[1] != sigmas[2]
+    comfy.restart()
+    report = report_of(comfy.run(load("toyav_best_of_n", state, n=4, seed=9), timeout=300))
+    assert report["aggregator"]["history_size"] == 16
+
+
+@pytest.mark.parametrize("name,inputs,match", [
+    ("toyav_best_of_n", {"n": 0}, "n >= 1"),
+    ("toyav_evosearch", {"elites": 5}, "elites"),
+    ("toyav_evosearch", {"evolution_steps": "0, 40"}, "must lie in the schedule"),
+    ("toyav_evosearch", {"population_sizes": "5, 5"}, "population sizes"),
+])
+def test_bad_search_inputs_fail_on_the_node_and_leave_the_state(comfy, name, inputs, match):
+    state = "bad-input"
+    comfy.run(load("toyav_best_of_n", state, n=2))
+    before = arw_file(comfy, state)
+    with pytest.raises(ExecutionFailed, match=match) as err:
+        comfy.run(load(name, state, **inputs))
+    error = next(m[1] for m in err.value.details["status"]["messages"] if m[0] == "execution_error")
+    assert error["node_id"] == "6" and error["node_type"].startswith("AVITS_")
+    assert arw_file(comfy, state)["state"] == before["state"]
+    assert comfy.get("/system_stats")  # still serving
