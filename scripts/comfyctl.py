@@ -180,8 +180,9 @@ class ComfyServer:
                 status = entry["status"]
                 if status.get("status_str") == "error":
                     err = next((m[1] for m in status.get("messages", [])
-                                if m[0] == "execution_error"), {})
-                    raise ExecutionFailed(f"{err.get('node_type')}: {err.get('exception_message')}", entry)
+                                if m[0] in ("execution_error", "execution_interrupted")), {})
+                    raise ExecutionFailed(f"{err.get('node_type')}: "
+                                          f"{err.get('exception_message', 'interrupted')}", entry)
                 return entry
             time.sleep(0.2)
         raise TimeoutError(f"no history for {prompt_id}:\n{self.log_tail()}")

@@ -33,16 +33,17 @@ def audio_peaks(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
 def _gray_uint8(frames: np.ndarray | torch.Tensor) -> np.ndarray:
     """[T, H, W] uint8 grayscale of [T, H, W, 3] RGB frames in 0..1, quantised as ComfyUI's video
     writers do (scale by 255, clamp, truncate); the reference read 8-bit frames from a file."""
-    t = torch.as_tensor(frames).detach()
-    rgb = (t.nan_to_num(0.0) * 255).clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().to("cpu", torch.float32).numpy()
+    rgb = np.clip(np.nan_to_num(np.asarray(frames, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
     n, h, w, _ = rgb.shape
     return cv2.cvtColor(rgb.reshape(n * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(n, h, w)
 
 
 @lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
-    """OpenCV releases the GIL inside Farneback, so frame pairs can use every core."""
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="av_align")
+    """OpenCV releases the GIL inside Farneback, so frame pairs can run on several cores."""
+    return ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1), thread_name_prefix="av_align")
 
 
 def _mean_flow(prev: np.ndarray, nxt: np.ndarray) -> float:

@@ -44,11 +44,9 @@ class ToyAVGenerator:
         self.caption_noise = caption_noise
         self.device = torch.device(device)
         self.nfe = 0
-        self._wanted = self._indices(prompt)
         items, labels = latent.dataset(NUM_PHASES, period)
-        wanted = {column: index for column, index in enumerate(self._wanted) if index is not None}
         self._denoiser = sampler.GuidedDenoiser(
-            items.to(torch.float64), sampler.caption_log_likelihood(labels, wanted, caption_noise),
+            items.to(torch.float64), sampler.caption_log_likelihood(labels, _wanted(prompt), caption_noise),
             guidance, coupling)
         self._renderer = Renderer(self.clip, self.device)
 
@@ -56,12 +54,6 @@ class ToyAVGenerator:
     def prompt(self) -> str:
         """Fixed at construction: the sampler's caption likelihood is built from it."""
         return self._prompt
-
-    @staticmethod
-    def _indices(prompt: str) -> list[int | None]:
-        """The attribute index the prompt asks for per attribute (color, shape, sound), or None."""
-        named = parse_prompt(prompt)
-        return [values.index(named[a]) if a in named else None for a, values in ATTRIBUTES.items()]
 
     def initial_noise(self, seeds: Sequence[int]) -> list[torch.Tensor]:
         return [torch.randn(latent.DIM, generator=torch.Generator().manual_seed(int(s))).to(self.device)
@@ -117,13 +109,22 @@ class ToyAVGenerator:
         """Ground truth for evaluation, never for selection: ``text_match`` is the fraction of the
         prompt's attributes that each finished latent shows, ``sync_error_s`` the circular
         distance in seconds between its audio and video phases."""
-        wanted = self._indices(prompt)
+        wanted = _wanted(prompt)
+        if not states:
+            return []
         x = torch.stack([s.detach().cpu().to(torch.float32) for s in states])
-        shown = latent.attributes(x)
-        hits = torch.stack([shown[a] == index for a, index in zip(ATTRIBUTES, wanted) if index is not None])
+        shown = list(latent.attributes(x).values())
+        hits = torch.stack([shown[column] == index for column, index in wanted.items()])
         period = self.clip.period
         video_phase, audio_phase = latent.phases(x, period)
         gap = torch.remainder(video_phase - audio_phase, period)
         sync = torch.minimum(gap, period - gap)
         return [{"text_match": float(m), "sync_error_s": float(e)}
                 for m, e in zip(hits.to(torch.float32).mean(0), sync)]
+
+
+def _wanted(prompt: str) -> dict[int, int]:
+    """Attribute column (0 color, 1 shape, 2 sound) -> the value index the prompt asks for."""
+    named = parse_prompt(prompt)
+    return {column: values.index(named[attribute])
+            for column, (attribute, values) in enumerate(ATTRIBUTES.items()) if attribute in named}

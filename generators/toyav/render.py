@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from . import latent
-from .vocabulary import COLORS, PALETTE
+from .vocabulary import COLORS, PALETTE, SHAPES, SOUNDS
 
 BACKGROUND = (0.05, 0.05, 0.08)
 
@@ -51,6 +51,16 @@ def _weights(coords: torch.Tensor) -> torch.Tensor:
     return w / w.sum(-1, keepdim=True).clamp(min=1e-6)
 
 
+def _signed_distance(shape: str, dx: torch.Tensor, dy: torch.Tensor, a: float) -> torch.Tensor:
+    """Distance in pixels outside (> 0) or inside (< 0) the edge of ``shape`` of half-extent
+    ``a``, at offsets (dx, dy) from its center (y down); 0.5 minus it is the pixel coverage."""
+    if shape == "ball":
+        return torch.sqrt(dx ** 2 + dy ** 2) - a
+    if shape == "cube":
+        return torch.maximum(dx.abs(), dy.abs()) - a
+    return torch.maximum(dy - a, (2 * dx.abs() - dy - a) / math.sqrt(5))  # pyramid, apex up
+
+
 def _one_shot(name: str, n: int, sample_rate: int) -> torch.Tensor:
     """``n`` samples of one impact's sound, attack at sample 0 (a 1 ms ramp), peak near 0.8."""
     t = torch.arange(n, dtype=torch.float64) / sample_rate
@@ -86,7 +96,7 @@ class Renderer:
         self.background = torch.tensor(BACKGROUND, device=device)
         self.cycle = round(clip.period * clip.sample_rate)
         self.timbres = torch.stack([_one_shot(s, self.cycle, clip.sample_rate)
-                                    for s in ("bell", "drum", "whistle")]).to(device)
+                                    for s in SOUNDS]).to(device)
 
     def video(self, states: torch.Tensor) -> torch.Tensor:
         """Frames [N, T, H, W, 3] in 0..1."""
@@ -95,12 +105,12 @@ class Renderer:
         u = torch.remainder(self.times[None] - video_phase[:, None], period) / period  # [N, T]
         center = self.floor - self.bounce * 4 * u * (1 - u)
         dy = self.ys - center[:, :, None, None]  # [N, T, H, 1]
-        dx, a = self.dx, self.size
-        distances = (torch.sqrt(dx ** 2 + dy ** 2) - a,  # ball
-                     torch.maximum(dx.abs(), dy.abs()) - a,  # cube
-                     torch.maximum(dy - a, (2 * dx.abs() - dy - a) / math.sqrt(5)))  # pyramid
         shape_w = _weights(states[:, latent.SHAPE])
-        mask = sum(shape_w[:, i, None, None, None] * (0.5 - d).clamp(0, 1) for i, d in enumerate(distances))
+        mask = torch.zeros_like(dy * self.dx)
+        for i, shape in enumerate(SHAPES):
+            if shape_w[:, i].any():  # a finished sample has a single shape: skip the others
+                coverage = (0.5 - _signed_distance(shape, self.dx, dy, self.size)).clamp(0, 1)
+                mask += shape_w[:, i, None, None, None] * coverage
         color = _weights(states[:, latent.COLOR]) @ self.palette  # [N, 3]
         frames = self.background + mask[..., None] * (color[:, None, None, None] - self.background)
         return frames.clamp(0, 1)

@@ -22,6 +22,8 @@ def comfy(tmp_path_factory) -> ComfyServer:
     if not (comfyui_dir() / "main.py").exists():
         pytest.fail(f"no ComfyUI tree at {comfyui_dir()}: run scripts/test (it builds one)")
     server = ComfyServer(tmp_path_factory.mktemp("comfy-base"))
+    server.prepare()
+    (server.base / "custom_nodes" / "avits_testpack").symlink_to(Path(__file__).parent / "avits_testpack")
     server.start()
     try:
         yield server

@@ -92,3 +92,38 @@ def test_bad_search_inputs_fail_on_the_node_and_leave_the_state(comfy, name, inp
     assert error["node_id"] == "6" and error["node_type"].startswith("AVITS_")
     assert arw_file(comfy, state)["state"] == before["state"]
     assert comfy.get("/system_stats")  # still serving
+
+
+def test_nan_verifier_fails_on_the_node_and_leaves_the_state(comfy):
+    state = "nan"
+    comfy.run(load("toyav_best_of_n", state, n=2))
+    before = arw_file(comfy, state)
+    graph = load("toyav_best_of_n", state, n=2)
+    graph["9"] = {"class_type": "AVITSTest_NaNVerifier", "inputs": {}}
+    graph["6"]["inputs"]["verifiers"] = ["9", 0]
+    with pytest.raises(ExecutionFailed, match="verifier 'broken' returned a non-finite reward"):
+        comfy.run(graph)
+    assert arw_file(comfy, state) == before
+
+
+def test_interrupt_stops_the_search_and_the_queue_keeps_working(comfy):
+    state = "interrupted"
+    comfy.run(load("toyav_best_of_n", state, n=2))
+    graph = load("toyav_evosearch", state, population_sizes="64, 64, 64", elites=2)
+    seen = []
+
+    def on_progress(data):
+        seen.append(data["value"])
+        if len(seen) == 3:
+            comfy.post("/interrupt", {})
+
+    with pytest.raises(ExecutionFailed) as err:
+        comfy.run(graph, timeout=300, on_progress=on_progress)
+    messages = [m[0] for m in err.value.details["status"]["messages"]]
+    assert "execution_interrupted" in messages
+    total = 64 * 30 + 62 * 30 + 62 * 20 + 2 * (64 + 62 + 62)
+    assert max(seen) < total / 2, "stopped long before the end"
+    saved = arw_file(comfy, state)  # still a valid state, with whole generations only
+    assert len(saved["state"]["history"]["av_align"]) in (2, 2 + 64, 2 + 64 + 62)
+    report = report_of(comfy.run(load("toyav_best_of_n", state, n=2, seed=3)))
+    assert report["aggregator"]["history_size"] == len(saved["state"]["history"]["av_align"]) + 2

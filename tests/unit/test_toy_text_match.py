@@ -75,9 +75,10 @@ def test_prompt_count_must_match() -> None:
 def test_agrees_with_the_oracle_on_samples() -> None:
     stats = pytest.importorskip("scipy.stats")
     oracle, scores = [], []
-    for prompt in prompt_set(4, seed=2):
+    for prompt in prompt_set(3, seed=2):
         gen = ToyAVGenerator(prompt)
         out, _ = gen.denoise(gen.initial_noise(range(16)), 0, 30)
         oracle += [r["text_match"] for r in gen.oracle(out, prompt)]
         scores += ToyTextMatch()(gen.decode(out), [prompt]).tolist()
+    assert len(set(oracle)) >= 3  # the samples do differ in how well they match
     assert stats.spearmanr(oracle, scores).statistic > 0.8

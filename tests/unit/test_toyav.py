@@ -218,3 +218,10 @@ def test_mutations_change_outcomes(gen: ToyAVGenerator) -> None:
     changed = [sum(not torch.allclose(a, b, atol=1e-3) for a, b in zip(out, gen.denoise(m, start, 30)[0]))
                for m, start in ((late, 10), (early, 0))]
     assert changed[0] > 16 and 0 < changed[1] < 32
+
+
+def test_full_coupling_is_always_in_sync() -> None:
+    gen = ToyAVGenerator(PROMPT, coupling=1.0)
+    out, _ = gen.denoise(gen.initial_noise(range(16)), 0, 30)
+    assert all(r["sync_error_s"] < 1e-6 for r in gen.oracle(out, PROMPT))
+    assert gen.oracle([], PROMPT) == []
