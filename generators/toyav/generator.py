@@ -45,9 +45,8 @@ class ToyAVGenerator:
         self.device = torch.device(device)
         self.nfe = 0
         items, labels = latent.dataset(NUM_PHASES, period)
-        self._denoiser = sampler.GuidedDenoiser(
-            items.to(torch.float64), sampler.caption_log_likelihood(labels, _wanted(prompt), caption_noise),
-            guidance, coupling)
+        log_likelihood = sampler.caption_log_likelihood(labels, _wanted(prompt), caption_noise)
+        self._denoiser = sampler.GuidedDenoiser(items.to(torch.float64), log_likelihood, guidance, coupling)
         self._renderer = Renderer(self.clip, self.device)
 
     @property
@@ -60,7 +59,8 @@ class ToyAVGenerator:
                 for s in seeds]
 
     def noise_like(self, state: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        return torch.randn(state.shape, generator=rng, device=rng.device, dtype=state.dtype).to(state.device)
+        noise = torch.randn(state.shape, generator=rng, device=rng.device, dtype=state.dtype)
+        return noise.to(state.device)
 
     def sigma(self, step: int) -> float:
         if not 0 <= step <= self.steps:
@@ -71,7 +71,8 @@ class ToyAVGenerator:
         return a * x + b * y
 
     def denoise(self, states: list[torch.Tensor], start: int, end: int, record: Sequence[int] = (),
-                on_step: StepCallback | None = None) -> tuple[list[torch.Tensor], dict[int, list[torch.Tensor]]]:
+                on_step: StepCallback | None = None,
+                ) -> tuple[list[torch.Tensor], dict[int, list[torch.Tensor]]]:
         if not 0 <= start <= end <= self.steps:
             raise ValueError(f"need 0 <= start <= end <= {self.steps}, got start={start}, end={end}")
         outside = [r for r in record if not start <= r <= end]

@@ -70,7 +70,8 @@ def attributes(states: torch.Tensor) -> dict[str, torch.Tensor]:
             "sound": states[..., SOUND].argmax(-1)}
 
 
-def dataset(num_phases: int, period: float, scales: Scales = Scales()) -> tuple[torch.Tensor, torch.Tensor]:
+def dataset(num_phases: int, period: float,
+            scales: Scales = Scales()) -> tuple[torch.Tensor, torch.Tensor]:
     """Every color x shape x sound x phase, in sync: (latents [M, DIM], attribute indices [M, 3])."""
     grid = torch.cartesian_prod(torch.arange(len(COLORS)), torch.arange(len(SHAPES)),
                                 torch.arange(len(SOUNDS)), torch.arange(num_phases))

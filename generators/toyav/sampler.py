@@ -9,7 +9,8 @@ import torch
 from . import latent
 
 
-def caption_log_likelihood(labels: torch.Tensor, wanted: dict[int, int], caption_noise: float) -> torch.Tensor:
+def caption_log_likelihood(labels: torch.Tensor, wanted: dict[int, int],
+                           caption_noise: float) -> torch.Tensor:
     """log p(prompt | item) for items with attribute indices [M, 3]: every attribute the prompt
     names (column -> index in ``wanted``) costs log(eps) where the item does not have it."""
     log_eps = torch.log(torch.tensor(caption_noise, dtype=torch.float64))

@@ -54,7 +54,8 @@ def parse_prompt(text: str) -> dict[str, str]:
         if attribute is None:
             continue
         if found.get(attribute, word) != word:
-            raise ValueError(f"the prompt {text!r} names two {attribute}s: {found[attribute]} and {word}")
+            raise ValueError(f"the prompt {text!r} names two {attribute}s: "
+                             f"{found[attribute]} and {word}")
         found[attribute] = word
     if not found:
         raise ValueError(f"the prompt {text!r} names no ToyAV attribute; use a color "

@@ -16,7 +16,8 @@ from comfyui_avits.verifiers.toy_text_match import ToyTextMatch
 
 def render(gen: ToyAVGenerator, combos: list[tuple[str, str, str]], phase: float = 0.25) -> AVBatch:
     """Decoded finished latents with the given (color, shape, sound) attributes, in sync."""
-    index = [torch.tensor([values.index(c[i]) for c in combos]) for i, values in enumerate((COLORS, SHAPES, SOUNDS))]
+    index = [torch.tensor([values.index(c[i]) for c in combos])
+             for i, values in enumerate((COLORS, SHAPES, SOUNDS))]
     phases = torch.full((len(combos),), phase)
     return gen.decode(list(latent.encode(*index, phases, phases, period=0.5)))
 

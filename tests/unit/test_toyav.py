@@ -179,9 +179,11 @@ def test_flow_peaks_at_impacts() -> None:
         gray = [cv2.cvtColor((f * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames]
         flow = np.array([np.linalg.norm(cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0),
                                         axis=-1).mean() for a, b in zip(gray, gray[1:])])
-        peaks = [i for i in range(1, len(flow) - 1) if flow[i] > max(flow[i - 1], flow[i + 1]) and flow[i] >= 0.1]
+        peaks = [i for i in range(1, len(flow) - 1)
+                 if flow[i] > max(flow[i - 1], flow[i + 1]) and flow[i] >= 0.1]
         # pair i spans frames i and i + 1; a peak must touch the impact frame or a neighbour
-        assert all(any(abs(i - f) <= 1 or abs(i + 1 - f) <= 1 for i in peaks) for f in impacts), (shape, peaks)
+        near = [any(abs(i - f) <= 1 or abs(i + 1 - f) <= 1 for i in peaks) for f in impacts]
+        assert all(near), (shape, peaks)
 
 
 def test_oracle_reads_attributes_and_sync(gen: ToyAVGenerator) -> None:
@@ -215,8 +217,9 @@ def test_mutations_change_outcomes(gen: ToyAVGenerator) -> None:
     rng = torch.Generator().manual_seed(0)
     late = [gen.combine(1.0, s, gen.sigma(10), gen.noise_like(s, rng)) for s in recorded[10]]
     early = [gen.combine(0.96 ** 0.5, s, 0.2, gen.noise_like(s, rng)) for s in noise]
-    changed = [sum(not torch.allclose(a, b, atol=1e-3) for a, b in zip(out, gen.denoise(m, start, 30)[0]))
-               for m, start in ((late, 10), (early, 0))]
+    changed = [sum(not torch.allclose(a, b, atol=1e-3)
+                   for a, b in zip(out, gen.denoise(mutants, start, 30)[0]))
+               for mutants, start in ((late, 10), (early, 0))]
     assert changed[0] > 16 and 0 < changed[1] < 32
 
 
