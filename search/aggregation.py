@@ -215,7 +215,40 @@ class ZScore(Aggregator):
         self.stats = {k: tuple(v) for k, v in state["stats"].items()}
 
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
+class _Optimizer:
+    """Adam, RMSprop or SGD with torch's defaults (Adam betas 0.9/0.999, eps 1e-8; RMSprop alpha
+    0.99, eps 1e-8; no momentum or weight decay), stepping K scalar parameters. ARW has one
+    parameter per verifier, so plain floats beat torch's per-step overhead by ~100x; the tests
+    check every update against torch.optim."""
+
+    def __init__(self, kind: str, lr: float, k: int, state: Mapping | None = None) -> None:
+        self.kind, self.lr = kind, lr
+        state = state or {}
+        self.t = int(state.get("step", 0))
+        self.m = list(state.get("exp_avg", [0.0] * k))
+        self.v = list(state.get("exp_avg_sq", [0.0] * k))
+
+    def step(self, params: list[float], grads: list[float]) -> list[float]:
+        self.t += 1
+        out = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            if self.kind == "sgd":
+                out.append(p - self.lr * g)
+            elif self.kind == "rmsprop":
+                self.v[i] = 0.99 * self.v[i] + 0.01 * g * g
+                out.append(p - self.lr * g / (math.sqrt(self.v[i]) + 1e-8))
+            else:
+                self.m[i] = 0.9 * self.m[i] + 0.1 * g
+                self.v[i] = 0.999 * self.v[i] + 0.001 * g * g
+                denom = math.sqrt(self.v[i]) / math.sqrt(1 - 0.999 ** self.t) + 1e-8
+                out.append(p - self.lr / (1 - 0.9 ** self.t) * self.m[i] / denom)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"step": self.t, "exp_avg": self.m, "exp_avg_sq": self.v}
+
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
 
 class ARW(Aggregator):
@@ -226,13 +259,12 @@ class ARW(Aggregator):
     s_k is a log-variance (sigma_k = exp(0.5 s_k), s_k = 0 at start). After each batch is added
     to the history, ``iters`` optimizer steps minimise
     sum_k mean_i [0.5 exp(-s_k) ((r_ik - mean_k)^2 + 1e-6) + 0.5 s_k], whose optimum is
-    sigma_k^2 = population variance of verifier k's history. The optimizer and its state
-    persist across fits. Score: S_i = sum_k w_k r_ik / (sigma_k + 1e-6).
+    sigma_k^2 = population variance of verifier k's history. The optimizer state persists
+    across fits. Score: S_i = sum_k w_k r_ik / (sigma_k + 1e-6).
 
-    The loss depends on the history only through each verifier's variance, so a fit computes
-    the variances once and gives the optimizer the exact gradient 0.5 - 0.5 exp(-s_k) (v_k +
-    1e-6): the same updates as back-propagating the reference loss, without autograd or a pass
-    over the history per step.
+    The loss depends on the history only through each verifier's variance v_k, so a fit computes
+    the variances once and steps with the exact gradient 0.5 - 0.5 exp(-s_k) (v_k + 1e-6): the
+    same updates as back-propagating the reference loss, without a pass over the history per step.
     """
 
     name = "arw"
@@ -241,20 +273,15 @@ class ARW(Aggregator):
                  optimizer: str = "adam", history_size: int | None = None) -> None:
         super().__init__(weights)
         if optimizer not in OPTIMIZERS:
-            raise RewardError(f"ARW optimizer must be one of {sorted(OPTIMIZERS)}, got '{optimizer}'")
+            raise RewardError(f"ARW optimizer must be one of {OPTIMIZERS}, got '{optimizer}'")
         if lr <= 0 or iters < 0:
             raise RewardError(f"ARW needs lr > 0 and iters >= 0, got lr={lr}, iters={iters}")
         if history_size is not None and history_size < 2:
             raise RewardError(f"ARW history window must be None (keep all) or >= 2, got {history_size}")
         self.lr, self.iters, self.optimizer_name, self.window = lr, iters, optimizer, history_size
         self._history: dict[str, torch.Tensor] = {}
-        self.log_var: torch.Tensor | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
-
-    def _ensure_params(self) -> None:
-        if self.log_var is None:
-            self.log_var = torch.zeros(len(self.verifiers), requires_grad=True)
-            self._optimizer = OPTIMIZERS[self.optimizer_name]([self.log_var], lr=self.lr)
+        self.log_var: list[float] | None = None
+        self._optimizer: _Optimizer | None = None
 
     @property
     def history_size(self) -> int:
@@ -265,7 +292,9 @@ class ARW(Aggregator):
 
     def observe(self, rewards: Rewards) -> None:
         r = self._check(rewards)
-        self._ensure_params()
+        if self.log_var is None:
+            self.log_var = [0.0] * len(self.verifiers)
+            self._optimizer = _Optimizer(self.optimizer_name, self.lr, len(self.verifiers))
         for k, v in r.items():
             h = torch.cat([self._history.get(k, torch.empty(0, dtype=torch.float64)), v])
             self._history[k] = h if self.window is None else h[-self.window:]
@@ -275,33 +304,26 @@ class ARW(Aggregator):
         """Run ``iters`` optimizer steps on the current history (nothing with <= 1 value)."""
         if self.history_size <= 1:
             return
-        var = torch.stack([h.var(correction=0) for h in self._history.values()])
-        target = (var + 1e-6).to(torch.float32)
-        for g in self._optimizer.param_groups:
-            g["lr"] = self.lr
+        target = [h.var(correction=0).item() + 1e-6 for h in self._history.values()]
+        self._optimizer.lr = self.lr
+        s = self.log_var
         for _ in range(self.iters):
-            with torch.no_grad():
-                self.log_var.grad = 0.5 - 0.5 * torch.exp(-self.log_var) * target
-            self._optimizer.step()
-        self.log_var.grad = None
+            s = self._optimizer.step(s, [0.5 - 0.5 * math.exp(-si) * vi for si, vi in zip(s, target)])
+        self.log_var = s
 
     def loss(self) -> float:
         """The reference loss on the current history (for inspection and tests)."""
-        with torch.no_grad():
-            s = self.log_var.double()
-            return sum((0.5 * torch.exp(-s[i]) * ((h - h.mean()) ** 2 + 1e-6) + 0.5 * s[i]).mean()
-                       for i, h in enumerate(self._history.values())).item()
+        return sum((0.5 * math.exp(-s) * ((h - h.mean()) ** 2 + 1e-6) + 0.5 * s).mean().item()
+                   for s, h in zip(self.log_var, self._history.values()))
 
     def sigmas(self) -> dict[str, float] | None:
         if self.log_var is None:
             return None
-        return {k: math.exp(0.5 * s) for k, s in zip(self.verifiers, self.log_var.tolist())}
+        return {k: math.exp(0.5 * s) for k, s in zip(self.verifiers, self.log_var)}
 
     def _transform(self, name: str, r: torch.Tensor) -> torch.Tensor:
-        if self.log_var is None:  # nothing observed yet: the initial scale, sigma = 1
-            return r / (1.0 + 1e-6)
-        sigma = torch.exp(0.5 * self.log_var[self.verifiers.index(name)].detach()).double()
-        return r / (sigma + 1e-6)
+        s = 0.0 if self.log_var is None else self.log_var[self.verifiers.index(name)]
+        return r / (math.exp(0.5 * s) + 1e-6)  # before any reward: the initial sigma = 1
 
     def configure(self, weights: Weights = None, lr: float | None = None, iters: int | None = None,
                   history_size: int | None = None) -> None:
@@ -313,21 +335,14 @@ class ARW(Aggregator):
         if self.window is not None:
             self._history = {k: h[-self.window:] for k, h in self._history.items()}
 
-    def reset(self) -> None:
-        """Forget the history, the scales and the optimizer state."""
-        self.verifiers, self.log_var, self._optimizer, self._history = None, None, None, {}
-
     def state_dict(self) -> dict:
-        state = {**super().state_dict(), "lr": self.lr, "iters": self.iters,
-                 "optimizer": self.optimizer_name, "history_size": self.window,
-                 "weights": self._weights_arg if not isinstance(self._weights_arg, Sequence)
-                 else list(self._weights_arg),
-                 "history": {k: h.tolist() for k, h in self._history.items()},
-                 "log_var": None, "optimizer_state": None}
-        if self.log_var is not None:
-            state["log_var"] = self.log_var.tolist()
-            state["optimizer_state"] = _jsonable(self._optimizer.state_dict())
-        return state
+        return {**super().state_dict(), "lr": self.lr, "iters": self.iters,
+                "optimizer": self.optimizer_name, "history_size": self.window,
+                "weights": self._weights_arg if isinstance(self._weights_arg, (Mapping, type(None)))
+                else list(self._weights_arg),
+                "history": {k: h.tolist() for k, h in self._history.items()},
+                "log_var": self.log_var,
+                "optimizer_state": self._optimizer.state_dict() if self._optimizer else None}
 
     def load_state_dict(self, state: Mapping) -> None:
         super().load_state_dict(state)
@@ -340,33 +355,11 @@ class ARW(Aggregator):
                          for k, v in state["history"].items()}
         self.log_var, self._optimizer = None, None
         if state["log_var"] is not None:
-            if len(state["log_var"]) != len(self.verifiers):
+            if len(state["log_var"]) != len(self.verifiers or ()):
                 raise RewardError("ARW state: scales do not match its verifiers")
-            self._ensure_params()
-            with torch.no_grad():
-                self.log_var.copy_(torch.tensor(state["log_var"], dtype=torch.float32))
-            self._optimizer.load_state_dict(_from_jsonable(state["optimizer_state"]))
-
-
-def _jsonable(obj):
-    """Optimizer state -> plain JSON values (tensors tagged so they round-trip exactly)."""
-    if isinstance(obj, torch.Tensor):
-        return {"__tensor__": obj.tolist(), "dtype": str(obj.dtype).removeprefix("torch.")}
-    if isinstance(obj, Mapping):
-        return {"__map__": [[_jsonable(k), _jsonable(v)] for k, v in obj.items()]}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
-def _from_jsonable(obj):
-    if isinstance(obj, Mapping):
-        if "__tensor__" in obj:
-            return torch.tensor(obj["__tensor__"], dtype=getattr(torch, obj["dtype"]))
-        return {_from_jsonable(k): _from_jsonable(v) for k, v in obj["__map__"]}
-    if isinstance(obj, list):
-        return [_from_jsonable(v) for v in obj]
-    return obj
+            self.log_var = [float(s) for s in state["log_var"]]
+            self._optimizer = _Optimizer(self.optimizer_name, self.lr, len(self.log_var),
+                                         state["optimizer_state"])
 
 
 AGGREGATORS = ("weighted_sum", "rank", "min_max", "z_score_fixed", "z_score_history",

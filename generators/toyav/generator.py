@@ -46,7 +46,8 @@ class ToyAVGenerator:
         self.nfe = 0
         items, labels = latent.dataset(NUM_PHASES, period)
         log_likelihood = sampler.caption_log_likelihood(labels, _wanted(prompt), caption_noise)
-        self._denoiser = sampler.GuidedDenoiser(items.to(torch.float64), log_likelihood, guidance, coupling)
+        self._denoiser = sampler.GuidedDenoiser(items.to(torch.float64), log_likelihood, guidance,
+                                                coupling)
         self._renderer = Renderer(self.clip, self.device)
 
     @property

@@ -31,7 +31,7 @@ def test_same_name_same_object_and_state_survives_a_new_registry(tmp_path):
     nxt = {"vr": torch.tensor([1.0]), "js": torch.tensor([0.0])}
     a.arw.observe(nxt)
     again.arw.observe(nxt)
-    assert a.arw.log_var.tolist() == again.arw.log_var.tolist()
+    assert a.arw.log_var == again.arw.log_var
 
 
 def test_reset_and_names(tmp_path):

@@ -14,6 +14,7 @@ from comfyui_avits.search.generator import Generator, HasOracle
 from comfyui_avits.verifiers.batch import AVBatch
 
 PROMPT = "a red ball bouncing, bell sound"
+FARNEBACK = (None, 0.5, 3, 15, 3, 5, 1.2, 0)  # the sync checks' Farneback parameters
 
 
 @pytest.fixture
@@ -177,8 +178,8 @@ def test_flow_peaks_at_impacts() -> None:
     for shape in SHAPES:
         frames = gen.decode([hand_built(shape=shape)]).video[0].numpy()
         gray = [cv2.cvtColor((f * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames]
-        flow = np.array([np.linalg.norm(cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0),
-                                        axis=-1).mean() for a, b in zip(gray, gray[1:])])
+        flow = np.array([np.linalg.norm(cv2.calcOpticalFlowFarneback(a, b, *FARNEBACK), axis=-1).mean()
+                         for a, b in zip(gray, gray[1:])])
         peaks = [i for i in range(1, len(flow) - 1)
                  if flow[i] > max(flow[i - 1], flow[i + 1]) and flow[i] >= 0.1]
         # pair i spans frames i and i + 1; a peak must touch the impact frame or a neighbour
