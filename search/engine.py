@@ -36,7 +36,7 @@ def check_verifiers(verifiers: Sequence[Verifier]) -> None:
 class SearchRun:
     """One prompt's search in progress: its candidates, their raw rewards, and the costs."""
 
-    PHASES = ("generate", "decode", "verify", "aggregate")
+    PHASES = ("generate", "decode", "verify", "aggregate", "oracle")
 
     def __init__(self, generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
                  planned_units: int, on_progress: ProgressCallback | None = None,
@@ -89,8 +89,9 @@ class SearchRun:
                 raw[v.name] = r
             new = check_rewards(raw)
         self.advance(len(finals))
-        oracle = (self.generator.oracle(finals, self.generator.prompt)
-                  if isinstance(self.generator, HasOracle) else [None] * len(finals))
+        with self.timed("oracle"):  # evaluation only: kept out of the search's own costs
+            oracle = (self.generator.oracle(finals, self.generator.prompt)
+                      if isinstance(self.generator, HasOracle) else [None] * len(finals))
         with self.timed("aggregate"):
             self.aggregator.observe(new)
             if self.after_observe is not None:

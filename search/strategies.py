@@ -92,7 +92,9 @@ def best_of_n(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
     run = SearchRun(generator, verifiers, aggregator, config.n * (steps + 2), on_progress,
                     after_observe)
     seeds = [config.seed + i for i in range(config.n)]
-    finals, _ = run.denoise(generator.initial_noise(seeds), 0, steps)
+    with run.timed("generate"):
+        noise = generator.initial_noise(seeds)
+    finals, _ = run.denoise(noise, 0, steps)
     run.add_candidates(finals, 0, [None] * config.n, seeds)
     return run.finish(method, {"n": config.n, "steps": steps, "seed": config.seed})
 
@@ -128,7 +130,8 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
     rng = random.Random(config.seed)
     next_seed = iter(range(config.seed, config.seed + 10**9))
     seeds = [next(next_seed) for _ in range(sizes[0])]
-    population = [_Member(s, seed=k) for s, k in zip(generator.initial_noise(seeds), seeds)]
+    with run.timed("generate"):
+        population = [_Member(s, seed=k) for s, k in zip(generator.initial_noise(seeds), seeds)]
     pools: dict[int, list[_Member]] = {e: [] for e in evo}  # distinct states seen at each step
     start = 0
     for g in range(len(sizes)):
@@ -154,8 +157,9 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
             contenders = rng.sample(range(len(pool)), min(k, len(pool)))
             parent = pool[max(contenders, key=lambda i: fitness[i])]
             seed = next(next_seed)
-            children.append(_Member(_mutate(generator, parent.state, start, seed, config),
-                                    None, parent.candidate, seed))
+            with run.timed("generate"):
+                child = _mutate(generator, parent.state, start, seed, config)
+            children.append(_Member(child, None, parent.candidate, seed))
         population = elites + children
     return run.finish("evosearch", {"steps": steps, "evolution_steps": evo,
                                     "population_sizes": sizes, "elites": config.elites,
