@@ -3,8 +3,8 @@ prompts and a restart; bad input as clear errors on the node."""
 
 from __future__ import annotations
 
-import copy
 import json
+import os
 from pathlib import Path
 
 import av
@@ -127,3 +127,45 @@ def test_interrupt_stops_the_search_and_the_queue_keeps_working(comfy):
     assert len(saved["state"]["history"]["av_align"]) in (2, 2 + 64, 2 + 64 + 62)
     report = report_of(comfy.run(load("toyav_best_of_n", state, n=2, seed=3)))
     assert report["aggregator"]["history_size"] == len(saved["state"]["history"]["av_align"]) + 2
+
+
+def test_naive_sample_and_save_report(comfy):
+    graph = load("toyav_best_of_n", "naive-report")
+    graph["6"] = {"class_type": "AVITS_NaiveSample",
+                  "inputs": {"generator": ["1", 0], "verifiers": ["4", 0], "aggregator": ["5", 0],
+                             "seed": 4, "filename_prefix": "AVITS/naive"}}
+    graph["8"] = {"class_type": "AVITS_SaveReport",
+                  "inputs": {"report": ["6", 3], "filename_prefix": "AVITS/saved"}}
+    entry = comfy.run(graph)
+    report = report_of(entry)
+    assert report["method"] == "naive" and report["nfe"] == 30 and len(report["candidates"]) == 1
+    assert report["candidates"][0]["seed"] == 4
+    saved = Path(entry["outputs"]["8"]["text"][0])
+    assert saved.parent == comfy.base / "output" / "AVITS"
+    assert json.loads(saved.read_text())["candidates"] == report["candidates"]
+    assert entry["outputs"]["8"]["images"], "the report plot is previewed"
+
+
+def test_server_killed_mid_search_keeps_a_loadable_arw_state(comfy):
+    import signal
+    import time
+
+    state = "killed"
+    comfy.run(load("toyav_best_of_n", state, n=3))
+    graph = load("toyav_evosearch", state, population_sizes="48, 48, 48")
+    prompt_id = comfy.queue(graph)
+    path = comfy.base / "user" / "avits" / "arw" / f"{state}.json"
+    deadline = time.monotonic() + 120
+    while len(json.loads(path.read_text())["state"]["history"]["av_align"]) == 3:
+        assert time.monotonic() < deadline, "the first generation never finished"
+        time.sleep(0.05)
+    os.killpg(comfy.proc.pid, signal.SIGKILL)  # in the middle of the search, maybe of a write
+    comfy.proc.wait()
+    comfy.proc = None
+    comfy.start()
+    saved = json.loads(path.read_text())
+    sizes = len(saved["state"]["history"]["av_align"])
+    assert sizes in (3 + 48, 3 + 48 + 46, 3 + 48 + 46 + 46)
+    report = report_of(comfy.run(load("toyav_best_of_n", state, n=2)))
+    assert report["aggregator"]["history_size"] == sizes + 2
+    assert prompt_id
