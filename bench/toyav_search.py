@@ -56,7 +56,7 @@ class Memo:
             key = hashlib.sha1(batch.video[i].numpy().tobytes() + batch.audio[i].numpy().tobytes()
                                + prompts[i].encode()).hexdigest()
             if key not in self.cache:
-                self.cache[key] = float(self.verifier(batch.select([i]), prompts[i:i + 1])[0])
+                self.cache[key] = float(self.verifier(batch.clip(i), prompts[i:i + 1])[0])
             out.append(self.cache[key])
         return torch.tensor(out)
 
@@ -94,11 +94,11 @@ def run_rows(prompts, seeds, rows, timings=None):
 
 
 def table(title, results, base):
-    lines = [title, f"  {'':34s} {'text_match':>10s} {'sync_err_s':>10s} {'NFE':>5s} "
+    lines = [title, f"  {'':40s} {'text_match':>10s} {'sync_err_s':>10s} {'NFE':>5s} "
                     f"{'Text %':>8s} {'AV %':>8s} {'Overall %':>9s}"]
     for label, (t, s, nfe) in results.items():
         ti, ai, oi = improvement(t, s, base)
-        lines.append(f"  {label:34s} {t:10.4f} {s:10.4f} {nfe:5.0f} {ti:8.1f} {ai:8.1f} {oi:9.1f}")
+        lines.append(f"  {label:40s} {t:10.4f} {s:10.4f} {nfe:5.0f} {ti:8.1f} {ai:8.1f} {oi:9.1f}")
     return "\n".join(lines)
 
 

@@ -86,7 +86,8 @@ class Aggregator:
             self.verifiers = list(r)
         elif set(r) != set(self.verifiers):
             raise RewardError(f"this {self.name} aggregator was set up for verifiers "
-                              f"{self.verifiers}, got {list(r)}")
+                              f"{self.verifiers}, got {list(r)}: use the same verifier set, or "
+                              "reset the state (or use a new one) for a different set")
         return {k: r[k] for k in self.verifiers}
 
     def weights(self) -> dict[str, float]:

@@ -105,7 +105,7 @@ class SearchRun:
                           self.generator.store(state), {k: float(t[j]) for k, t in new.items()},
                           oracle=oracle[j])
             self.candidates.append(c)
-            self._front_av[c.id] = av.select([j])
+            self._front_av[c.id] = av.clip(j)
             added.append(c)
         self.rewards = {k: torch.cat([self.rewards[k], new[k]]) for k in self.rewards}
         self.rescore()

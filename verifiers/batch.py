@@ -56,17 +56,6 @@ class AVBatch:
     def audio_seconds(self) -> float:
         return self.audio.shape[2] / self.sample_rate
 
-    def select(self, index: torch.Tensor | list[int]) -> "AVBatch":
-        """The clips at ``index`` (a view where torch allows one)."""
-        index = torch.as_tensor(index, dtype=torch.long)
-        return AVBatch(self.video[index], self.fps, self.audio[index], self.sample_rate)
-
-    @staticmethod
-    def cat(batches: list["AVBatch"]) -> "AVBatch":
-        """Concatenate batches with the same fps, sample rate and clip shape."""
-        first = batches[0]
-        for b in batches[1:]:
-            if b.fps != first.fps or b.sample_rate != first.sample_rate:
-                raise MediaError("cannot join clips with different fps or sample rates")
-        return AVBatch(torch.cat([b.video for b in batches]), first.fps,
-                       torch.cat([b.audio for b in batches]), first.sample_rate)
+    def clip(self, i: int) -> "AVBatch":
+        """Clip ``i`` as a batch of one, without copying (a view of this batch)."""
+        return AVBatch(self.video[i:i + 1], self.fps, self.audio[i:i + 1], self.sample_rate)
