@@ -1,4 +1,4 @@
-"""Writing a candidate as an mp4 (H.264 video + AAC audio) with PyAV, and reading it back."""
+"""Writing a candidate as an mp4 (H.264 video + AAC audio) with PyAV."""
 
 from __future__ import annotations
 
@@ -35,17 +35,3 @@ def write_mp4(path: Path, frames: torch.Tensor, fps: float, waveform: torch.Tens
             out.mux(packet)
         out.mux(aud.encode())
 
-
-def read_mp4(path: Path) -> tuple[np.ndarray, float, np.ndarray, int]:
-    """(frames [T, H, W, 3] uint8, fps, audio [C, S] float32, sample_rate), for checks. AAC
-    pads its last frame, so the audio is cut to the video's duration."""
-    with av.open(str(path)) as f:
-        vs = f.streams.video[0]
-        fps = float(vs.average_rate)
-        frames = np.stack([fr.to_ndarray(format="rgb24") for fr in f.decode(video=0)])
-    with av.open(str(path)) as f:
-        a = f.streams.audio[0]
-        sr = a.rate
-        chunks = [fr.to_ndarray() for fr in f.decode(audio=0)]
-    audio = np.concatenate(chunks, axis=1).astype(np.float32)
-    return frames, fps, audio[:, :round(len(frames) / fps * sr)], sr
