@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import io as _io
+from pathlib import Path
 
 import numpy as np
 import torch
 
 
-def figure_to_image(fig) -> torch.Tensor:
-    """A matplotlib figure -> IMAGE [1, H, W, 3] in 0..1 (and closes the figure)."""
+def figure_to_image(fig, path=None) -> torch.Tensor:
+    """A matplotlib figure -> IMAGE [1, H, W, 3] in 0..1, rendered once (also saved as a PNG at
+    ``path`` when given); closes the figure."""
     import matplotlib.pyplot as plt
     from PIL import Image
 
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
+    if path is not None:
+        Path(path).write_bytes(buf.getvalue())
     img = np.asarray(Image.open(buf).convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(img)[None]
 

@@ -14,35 +14,27 @@ from .media import write_mp4
 from .plots import figure_to_image, save_figure, search_plot
 
 
-def _next_paths(prefix: str) -> tuple[Path, str]:
-    """A fresh '<output>/<subfolder>/<name>_<counter>_' base, ComfyUI's own numbering."""
-    full_dir, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+def _output_paths(prefix: str) -> dict[str, Path]:
+    """Fresh '<output>/<prefix>_<counter>_{report.json, plot.png, best.mp4}' paths, numbered the
+    way ComfyUI numbers its own outputs."""
+    full_dir, name, counter, _, _ = folder_paths.get_save_image_path(
         prefix, folder_paths.get_output_directory())
-    return Path(full_dir) / f"{name}_{counter:05}_", subfolder
-
-
-def save_report_files(report: dict, prefix: str) -> dict:
-    """report.json and plot.png under the output folder; returns their paths."""
-    base, subfolder = _next_paths(prefix)
+    base = Path(full_dir) / f"{name}_{counter:05}_"
     base.parent.mkdir(parents=True, exist_ok=True)
-    json_path = base.with_name(base.name + "report.json")
-    json_path.write_text(json.dumps(report, indent=1))
-    plot_path = base.with_name(base.name + "plot.png")
-    save_figure(search_plot(report), plot_path)
-    return {"report": str(json_path), "plot": str(plot_path), "subfolder": subfolder,
-            "base": base}
+    return {k: base.with_name(base.name + suffix) for k, suffix in
+            (("report", "report.json"), ("plot", "plot.png"), ("video", "best.mp4"))}
 
 
 def save_result(result: SearchResult, prefix: str) -> dict:
-    """The winner as an mp4 (video + audio) with its report and plot beside it."""
-    report = result.report()
-    paths = save_report_files(report, prefix)
-    video_path = paths.pop("base").with_name(Path(paths["report"]).name.replace("report.json", "best.mp4"))
+    """The winner as an mp4 (video + audio) with its report and plot beside it; returns the
+    report, whose ``files`` name the three."""
+    paths = _output_paths(prefix)
+    report = {**result.report(), "files": {k: str(p) for k, p in paths.items()}}
     av = result.best_av
-    write_mp4(video_path, av.video[0], av.fps, av.audio[0], av.sample_rate)
-    report["files"] = {"video": str(video_path), "report": paths["report"], "plot": paths["plot"]}
-    Path(paths["report"]).write_text(json.dumps(report, indent=1))
-    return {**report["files"], "subfolder": paths["subfolder"]}
+    write_mp4(paths["video"], av.video[0], av.fps, av.audio[0], av.sample_rate)
+    paths["report"].write_text(json.dumps(report, indent=1))
+    save_figure(search_plot(report), paths["plot"])
+    return report
 
 
 class SaveReportNode(io.ComfyNode):
@@ -66,10 +58,11 @@ class SaveReportNode(io.ComfyNode):
     @classmethod
     def execute(cls, report: dict, filename_prefix: str) -> io.NodeOutput:
         clean = {k: v for k, v in report.items() if k != "files"}
-        paths = save_report_files(clean, filename_prefix)
-        plot = figure_to_image(search_plot(clean))
-        return io.NodeOutput(paths["report"], ui={**ui.PreviewImage(plot, cls=cls).as_dict(),
-                                                  "text": [paths["report"]]})
+        paths = _output_paths(filename_prefix)
+        paths["report"].write_text(json.dumps(clean, indent=1))
+        plot = figure_to_image(search_plot(clean), paths["plot"])
+        return io.NodeOutput(str(paths["report"]), ui={**ui.PreviewImage(plot, cls=cls).as_dict(),
+                                                       "text": [str(paths["report"])]})
 
 
 NODES = [SaveReportNode]

@@ -44,9 +44,7 @@ def _outputs(cls, result: SearchResult, filename_prefix: str) -> io.NodeOutput:
     audio = {"waveform": av.audio[:1].float().cpu(), "sample_rate": av.sample_rate}
     state = result.best.state
     latent = {"samples": state.unsqueeze(0) if isinstance(state, torch.Tensor) else state}
-    files = save_result(result, filename_prefix)
-    report = result.report()
-    report["files"] = {k: v for k, v in files.items() if k != "subfolder"}
+    report = save_result(result, filename_prefix)
     pick = torch.linspace(0, frames.shape[0] - 1, min(PREVIEW_FRAMES, frames.shape[0])).long()
     preview = {**ui.PreviewImage(frames[pick], cls=cls).as_dict(),
                **ui.PreviewAudio(audio, cls=cls).as_dict(),
