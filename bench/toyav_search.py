@@ -28,7 +28,7 @@ from comfyui_avits.generators.toyav import ToyAVGenerator, prompt_set
 from comfyui_avits.search.aggregation import make_aggregator
 from comfyui_avits.search.strategies import BestOfNConfig, EvoSearchConfig, best_of_n, evosearch, naive
 from comfyui_avits.verifiers.av_align import AVAlign
-from comfyui_avits.verifiers.toy_text_match import ToyTextMatch
+from comfyui_avits.generators.toyav import ToyTextMatch
 
 PHASES = ("generate", "decode", "verify", "aggregate", "oracle", "bookkeeping")
 

@@ -1,11 +1,18 @@
 """ComfyUI glue: the only part of the pack that imports ComfyUI."""
 
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.latest import Caching, ComfyExtension, io
+from server import PromptServer
 
-from . import aggregation, generators, report, search, verifiers
+from . import aggregation, generators, report, search, transactions, verifiers
 
 
 class AVITSExtension(ComfyExtension):
+    async def on_load(self) -> None:
+        """Hook the prompt lifecycle (a prompt is a transaction over the ARW states) and the
+        queue (to see what the API sent for ``reset`` before ComfyUI converts it)."""
+        await Caching().register_provider(transactions.PromptEnd())
+        PromptServer.instance.add_on_prompt_handler(transactions.keep_raw_resets)
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [*generators.NODES, *verifiers.NODES, *aggregation.NODES, *search.NODES,
                 *report.NODES]

@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
-import folder_paths
 from comfy_api.latest import io, ui
 
-from ..search.aggregation import ARW, Aggregator, make_aggregator
-from ..search.arw_state import ARWRegistry, SharedARW
+from ..search.aggregation import ARW, MAX_WINDOW, Aggregator, RewardError, make_aggregator
+from ..search.arw_state import TRACE_LIMIT, ARWSettings, SharedARW
 from . import types
 from .parsing import parse_stats, parse_weights
 from .plots import figure_to_image, scales_plot
-
-_registry: ARWRegistry | None = None
-
-
-def arw_registry() -> ARWRegistry:
-    """The server's ARW states, under ComfyUI's user directory (created on first use)."""
-    global _registry
-    directory = Path(folder_paths.get_user_directory()) / "avits" / "arw"
-    if _registry is None or _registry.directory != directory:
-        _registry = ARWRegistry(directory)
-    return _registry
+from .transactions import RAW_RESET, open_state
 
 
 @dataclass
 class AggregatorChoice:
     """What flows through an AVITS_AGGREGATOR socket: how a search gets its aggregator. A static
-    mode builds a fresh one per search; a shared ARW state is the same object every time and is
-    saved after each update."""
+    mode builds a fresh one per search; a shared ARW state is the prompt's working copy, which
+    every search of the prompt updates and which is saved when the prompt succeeds."""
 
     label: str
     build: Callable[[], Aggregator]
@@ -40,12 +28,17 @@ class AggregatorChoice:
     def aggregator(self) -> Aggregator:
         return self.shared.arw if self.shared else self.build()
 
-    def after_observe(self) -> Callable[[], None] | None:
-        return self.shared.after_observe if self.shared else None
+    def search_options(self) -> dict[str, Any]:
+        """The hooks a search takes from a shared state: record the scales after each update,
+        and check the verifier set against what the state learned from, before any work."""
+        if self.shared is None:
+            return {}
+        return {"after_observe": self.shared.after_observe, "bind": self.shared.bind}
 
 
-WEIGHTS_TOOLTIP = ("Preference weight per verifier: '0.2, 0.8' in the order of the verifier set, "
-                   "or 'name=0.2, other=0.8'. Empty: equal weights (0.5/0.5 for two).")
+WEIGHTS_TOOLTIP = ("Preference weight per verifier: 'name=0.2, other=0.8' by reward name, or "
+                   "'0.2, 0.8' in the order of the verifier set this prompt uses. Empty: equal "
+                   "weights (0.5/0.5 for two). Finite and >= 0.")
 
 
 class AggregatorNode(io.ComfyNode):
@@ -90,27 +83,34 @@ class ARWStateNode(io.ComfyNode):
             category="AVITS/aggregation",
             description="Adaptive Reward Weighting: learns one scale per verifier from every "
                         "reward it has seen, across queued prompts and server restarts, so "
-                        "rewards on different scales count as their weights say.",
+                        "rewards on different scales count as their weights say. A prompt that "
+                        "fails or is interrupted leaves the saved state exactly as it was.",
             inputs=[
                 io.String.Input("name", default="default",
                                 tooltip="States with the same name share their history and "
-                                        "scales; saved under the user directory in avits/arw/."),
+                                        "scales; saved under the user directory in avits/arw/. "
+                                        "One state learns from one verifier set."),
                 io.String.Input("weights", default="", tooltip=WEIGHTS_TOOLTIP),
                 io.Combo.Input("optimizer", options=["adam", "rmsprop", "sgd"], default="adam",
                                advanced=True, tooltip="Optimizer of the log-variances; fixed "
                                                       "when the state is created (reset to change)."),
-                io.Float.Input("lr", default=0.05, min=1e-5, max=10.0, step=0.005, advanced=True,
-                               tooltip="Learning rate of the scale fit."),
+                io.Float.Input("lr", default=0.05, min=1e-5, max=1.0, step=0.005, advanced=True,
+                               tooltip="Learning rate of the scale fit (finite, at most 1)."),
                 io.Int.Input("iterations", default=50, min=0, max=10000, advanced=True,
                              tooltip="Optimizer steps after each batch of rewards."),
-                io.Int.Input("window", default=0, min=0, max=10_000_000, advanced=True,
-                             tooltip="Keep only the newest N rewards per verifier; 0 keeps all "
-                                     "(the reference default)."),
+                io.Int.Input("window", default=0, min=0, max=MAX_WINDOW, advanced=True,
+                             tooltip="0 (the reference default): learn from every reward seen, "
+                                     "kept as exact running statistics, so the state stays a "
+                                     f"few kB however long it learns (its plot keeps the newest "
+                                     f"{TRACE_LIMIT} updates). N >= 2: only the newest N "
+                                     "rewards per verifier. Fixed when the state is created."),
                 io.Boolean.Input("reset", default=False,
-                                 tooltip="Forget the history and scales of this state when the "
-                                         "node runs (it runs on every queue while this is on)."),
+                                 tooltip="Start this state afresh when the prompt succeeds; the "
+                                         "old file is kept beside it as <name>.json.bak-<time>. "
+                                         "It resets on every queue while this is on."),
             ],
             outputs=[types.Aggregator.Output(display_name="aggregator")],
+            hidden=[io.Hidden.unique_id, io.Hidden.prompt],
             not_idempotent=True,
         )
 
@@ -120,11 +120,14 @@ class ARWStateNode(io.ComfyNode):
 
     @classmethod
     def execute(cls, name, weights, optimizer, lr, iterations, window, reset) -> io.NodeOutput:
-        shared = arw_registry().get(name.strip(), optimizer, reset=reset)
-        shared.arw.configure(parse_weights(weights), lr, iterations, window or None)
-        arw = shared.arw
-        text = (f"ARW state '{shared.name}': {arw.history_size} rewards per verifier"
-                + (", reset" if reset else ""))
+        raw = ((cls.hidden.prompt or {}).get(cls.hidden.unique_id) or {}).get("inputs", {})
+        if RAW_RESET in raw:
+            raise ValueError(f"reset must be true or false (a JSON boolean), got {raw[RAW_RESET]}; "
+                             "ComfyUI would read any string as true, so nothing was reset")
+        settings = ARWSettings(parse_weights(weights), lr, iterations, optimizer, window or None)
+        shared = open_state(name.strip(), settings, reset)
+        text = (f"ARW state '{shared.name}': {shared.arw.history_size} rewards per verifier"
+                + (", reset when this prompt succeeds" if reset else ""))
         return io.NodeOutput(AggregatorChoice(f"arw:{shared.name}", ARW, shared),
                              ui=ui.PreviewText(text))
 
@@ -159,9 +162,14 @@ class ARWInspectNode(io.ComfyNode):
         lines = [f"ARW state '{shared.name}' ({shared.path})",
                  f"rewards seen per verifier: {arw.history_size}",
                  f"updates: {len(shared.trace)}"]
+
         if sig:
-            w = arw.weights()
-            lines += [f"  {k}: sigma = {s:.6g}, weight = {w[k]:g}, effective = {w[k] / s:.6g}"
+            try:
+                w = arw.weights()  # known once a search of this prompt bound its verifier set
+            except RewardError:
+                w = {}
+            lines += [f"  {k}: sigma = {s:.6g}" + (f", weight = {w[k]:g}, effective = "
+                                                   f"{w[k] / s:.6g}" if k in w else "")
                       for k, s in sig.items()]
         else:
             lines.append("no rewards yet: scales start at sigma = 1")

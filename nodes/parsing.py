@@ -1,23 +1,37 @@
-"""Parsing the short text widgets users type (weights, statistics)."""
+"""Parsing the short text widgets users type (weights, statistics, integer lists)."""
 
 from __future__ import annotations
 
+import math
+
+
+def _number(text: str, what: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got '{text.strip()}'")
+    return value
+
 
 def parse_weights(text: str) -> dict[str, float] | list[float] | None:
-    """'' -> None (equal weights); '0.2, 0.8' -> a list in verifier order;
-    'videoreward_ta=0.2, javisscore=0.8' -> by verifier name."""
+    """'' -> None (equal weights); '0.2, 0.8' -> a list in the verifier set's order;
+    'videoreward_ta=0.2, javisscore=0.8' -> by reward name."""
     parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not parts:
         return None
     try:
         if all("=" in p for p in parts):
-            return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
+            pairs = [(k.strip(), _number(v, f"the weight of '{k.strip()}'"))
+                     for k, v in (p.split("=", 1) for p in parts)]
+            names = [k for k, _ in pairs]
+            if len(set(names)) != len(names):
+                raise ValueError("names a verifier twice")
+            return dict(pairs)
         if any("=" in p for p in parts):
             raise ValueError("mixes named and unnamed weights")
-        return [float(p) for p in parts]
+        return [_number(p, "a weight") for p in parts]
     except ValueError as e:
-        raise ValueError(f"cannot read weights '{text}' ({e}): write '0.2, 0.8' in verifier "
-                         "order or 'name=0.2, other=0.8'") from None
+        raise ValueError(f"cannot read weights '{text}' ({e}): write 'name=0.2, other=0.8' or "
+                         "'0.2, 0.8' in the verifier set's order") from None
 
 
 def parse_stats(text: str) -> dict[str, tuple[float, float]] | None:
@@ -30,7 +44,15 @@ def parse_stats(text: str) -> dict[str, tuple[float, float]] | None:
         try:
             name, rest = p.split("=", 1)
             mu, sd = rest.split(":", 1)
-            out[name.strip()] = (float(mu), float(sd))
-        except ValueError:
-            raise ValueError(f"cannot read statistics '{p}': write 'name=mean:std'") from None
+            out[name.strip()] = (_number(mu, "a mean"), _number(sd, "a deviation"))
+        except ValueError as e:
+            raise ValueError(f"cannot read statistics '{p}' ({e}): write 'name=mean:std'") from None
     return out
+
+
+def parse_ints(text: str, what: str) -> tuple[int, ...]:
+    """'0, 10' -> (0, 10)."""
+    try:
+        return tuple(int(p) for p in text.replace(";", ",").split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"{what} must be whole numbers separated by commas, got '{text}'") from None

@@ -32,7 +32,7 @@ def save_result(result: SearchResult, prefix: str) -> dict:
     report = {**result.report(), "files": {k: str(p) for k, p in paths.items()}}
     av = result.best_av
     write_mp4(paths["video"], av.video[0], av.fps, av.audio[0], av.sample_rate)
-    paths["report"].write_text(json.dumps(report, indent=1))
+    paths["report"].write_text(json.dumps(report, indent=1, allow_nan=False))
     save_figure(search_plot(report), paths["plot"])
     return report
 
@@ -59,7 +59,7 @@ class SaveReportNode(io.ComfyNode):
     def execute(cls, report: dict, filename_prefix: str) -> io.NodeOutput:
         clean = {k: v for k, v in report.items() if k != "files"}
         paths = _output_paths(filename_prefix)
-        paths["report"].write_text(json.dumps(clean, indent=1))
+        paths["report"].write_text(json.dumps(clean, indent=1, allow_nan=False))
         plot = figure_to_image(search_plot(clean), paths["plot"])
         return io.NodeOutput(str(paths["report"]), ui={**ui.PreviewImage(plot, cls=cls).as_dict(),
                                                        "text": [str(paths["report"])]})

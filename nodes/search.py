@@ -1,6 +1,7 @@
-"""Search nodes: naive sampling, Best-of-N and EvoSearch. Each drives one progress bar over the
-whole search, stops on an interrupt between steps, previews the current best clip, and returns
-the winner's frames, audio, latent and report (also saved beside an mp4 in the output folder)."""
+"""Search nodes: naive sampling, Best-of-N and EvoSearch. Each checks its plan against the
+resource limits before any work, drives one progress bar over the whole search, stops on an
+interrupt between steps and chunks, previews the current best clip, and returns the winner's
+frames, audio, latent and report (also saved beside an mp4 in the output folder)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import comfy.utils
 import torch
 from comfy_api.latest import io, ui
 
+from ..core.batch import AVBatch
+from ..search.engine import SearchLimits
 from ..search.result import SearchResult
 from ..search.strategies import BestOfNConfig, EvoSearchConfig, best_of_n, evosearch, naive
-from ..verifiers.batch import AVBatch
 from . import types
 from .aggregation import AggregatorChoice
+from .parsing import parse_ints
 from .report import save_result
+from .residency import place
 
 PREVIEW_FRAMES = 6
 
@@ -42,14 +46,21 @@ def _outputs(cls, result: SearchResult, filename_prefix: str) -> io.NodeOutput:
     av = result.best_av
     frames = av.video[0]
     audio = {"waveform": av.audio[:1].float().cpu(), "sample_rate": av.sample_rate}
-    state = result.best.state
-    latent = {"samples": state.unsqueeze(0) if isinstance(state, torch.Tensor) else state}
     report = save_result(result, filename_prefix)
     pick = torch.linspace(0, frames.shape[0] - 1, min(PREVIEW_FRAMES, frames.shape[0])).long()
     preview = {**ui.PreviewImage(frames[pick], cls=cls).as_dict(),
                **ui.PreviewAudio(audio, cls=cls).as_dict(),
-               "avits_report": [json.dumps(report)]}
-    return io.NodeOutput(frames, audio, latent, report, ui=preview)
+               "avits_report": [json.dumps(report, allow_nan=False)]}
+    return io.NodeOutput(frames, audio, result.best_latent, report, ui=preview)
+
+
+def _options(cls, aggregator: AggregatorChoice, prompt: str, chunk_size: int,
+             max_candidates: int) -> dict:
+    """What every search takes from its node: the prompt text, the budget and the hooks."""
+    return {"prompt": prompt.strip() or None,
+            "limits": SearchLimits(chunk_size=chunk_size, max_candidates=max_candidates),
+            "on_progress": _progress(cls.hidden.unique_id), "place": place,
+            **aggregator.search_options()}
 
 
 COMMON_INPUTS = [
@@ -62,9 +73,21 @@ COMMON_INPUTS = [
     io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=True,
                  tooltip="Base seed: candidate i of the first generation uses seed + i."),
 ]
-PREFIX_INPUT = io.String.Input("filename_prefix", default="AVITS/search", advanced=True,
-                               tooltip="Where the winner's mp4, report.json and plot.png go, "
-                                       "under the output folder.")
+TAIL_INPUTS = [
+    io.String.Input("filename_prefix", default="AVITS/search", advanced=True,
+                    tooltip="Where the winner's mp4, report.json and plot.png go, under the "
+                            "output folder."),
+    io.String.Input("prompt", default="", multiline=True, optional=True,
+                    tooltip="The text the verifiers score against. Empty: the generator's "
+                            "prompt (a ComfyUI CONDITIONING carries no text, so give it here "
+                            "for a wrapped model)."),
+    io.Int.Input("chunk_size", default=8, min=1, max=4096, optional=True, advanced=True,
+                 tooltip="Candidates denoised, decoded and verified at once; lower it when "
+                         "memory runs short (the results do not change)."),
+    io.Int.Input("max_candidates", default=1024, min=1, max=1_000_000, optional=True,
+                 advanced=True, tooltip="The most candidates one search may score; a larger "
+                                        "plan is refused before any work."),
+]
 COMMON_OUTPUTS = [io.Image.Output(display_name="frames"), io.Audio.Output(display_name="audio"),
                   io.Latent.Output(display_name="latent"), types.Report.Output(display_name="report")]
 
@@ -76,14 +99,14 @@ class NaiveSampleNode(io.ComfyNode):
             node_id="AVITS_NaiveSample", display_name="AVITS Naive Sample",
             category="AVITS/search",
             description="One sample, scored by the verifiers: the baseline a search improves on.",
-            inputs=[*COMMON_INPUTS, PREFIX_INPUT], outputs=COMMON_OUTPUTS,
+            inputs=[*COMMON_INPUTS, *TAIL_INPUTS], outputs=COMMON_OUTPUTS,
             is_output_node=True, hidden=[io.Hidden.unique_id])
 
     @classmethod
-    def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed,
-                filename_prefix) -> io.NodeOutput:
+    def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, filename_prefix,
+                prompt="", chunk_size=8, max_candidates=1024) -> io.NodeOutput:
         result = naive(generator, verifiers, aggregator.aggregator(), seed,
-                      _progress(cls.hidden.unique_id), aggregator.after_observe())
+                       **_options(cls, aggregator, prompt, chunk_size, max_candidates))
         return _outputs(cls, result, filename_prefix)
 
 
@@ -93,28 +116,20 @@ class BestOfNNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_BestOfN", display_name="AVITS Best-of-N",
             category="AVITS/search",
-            description="Samples N candidates from N seeds in one batch, scores each with every "
-                        "verifier, combines the rewards and returns the best.",
+            description="Samples N candidates from N seeds, scores each with every verifier, "
+                        "combines the rewards and returns the best.",
             inputs=[*COMMON_INPUTS,
                     io.Int.Input("n", default=10, min=0, max=1024,
                                  tooltip="Number of candidates (the reference uses 10 for LTX-2)."),
-                    PREFIX_INPUT],
+                    *TAIL_INPUTS],
             outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
 
     @classmethod
-    def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, n,
-                filename_prefix) -> io.NodeOutput:
-        result = best_of_n(generator, verifiers, aggregator.aggregator(),
-                      BestOfNConfig(n, seed), _progress(cls.hidden.unique_id),
-                      aggregator.after_observe())
+    def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, n, filename_prefix,
+                prompt="", chunk_size=8, max_candidates=1024) -> io.NodeOutput:
+        result = best_of_n(generator, verifiers, aggregator.aggregator(), BestOfNConfig(n, seed),
+                           **_options(cls, aggregator, prompt, chunk_size, max_candidates))
         return _outputs(cls, result, filename_prefix)
-
-
-def _int_list(text: str, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in text.replace(";", ",").split(",") if p.strip())
-    except ValueError:
-        raise ValueError(f"{what} must be whole numbers separated by commas, got '{text}'") from None
 
 
 class EvoSearchNode(io.ComfyNode):
@@ -131,7 +146,9 @@ class EvoSearchNode(io.ComfyNode):
                                     tooltip="Sampling steps at which the population evolves "
                                             "(0 = the initial noise)."),
                     io.String.Input("population_sizes", default="5, 5, 5",
-                                    tooltip="First generation, then one size per evolution step."),
+                                    tooltip="First generation, then one size per evolution "
+                                            "step; the new candidates of all of them together "
+                                            "are at most max_candidates."),
                     io.Int.Input("elites", default=2, min=0, max=1024,
                                  tooltip="Best states carried over unchanged at each evolution step."),
                     io.Float.Input("mutation_rate", default=0.2, min=0.001, max=1.0, step=0.01,
@@ -145,18 +162,18 @@ class EvoSearchNode(io.ComfyNode):
                                    tooltip="Intermediate states: 'reference' adds sigma * eps; "
                                            "'variance_preserving' mixes sqrt(1 - beta^2) x + "
                                            "beta sigma eps."),
-                    PREFIX_INPUT],
+                    *TAIL_INPUTS],
             outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
 
     @classmethod
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, evolution_steps,
                 population_sizes, elites, mutation_rate, tournament_ratio, mutation,
-                filename_prefix) -> io.NodeOutput:
-        config = EvoSearchConfig(_int_list(evolution_steps, "evolution steps"),
-                                 _int_list(population_sizes, "population sizes"), elites,
+                filename_prefix, prompt="", chunk_size=8, max_candidates=1024) -> io.NodeOutput:
+        config = EvoSearchConfig(parse_ints(evolution_steps, "evolution steps"),
+                                 parse_ints(population_sizes, "population sizes"), elites,
                                  mutation_rate, tournament_ratio, mutation, seed)
         result = evosearch(generator, verifiers, aggregator.aggregator(), config,
-                      _progress(cls.hidden.unique_id), aggregator.after_observe())
+                           **_options(cls, aggregator, prompt, chunk_size, max_candidates))
         return _outputs(cls, result, filename_prefix)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..verifiers.av_align import AVAlign
-from ..verifiers.toy_text_match import ToyTextMatch
+from ..generators.toyav import ToyTextMatch
 from . import types
 
 NAME_TOOLTIP = "The key of this verifier's reward in reports and in the ARW history."

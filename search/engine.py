@@ -1,36 +1,88 @@
-"""The machinery every search shares: denoise, decode once, score with every verifier in one
-batched call per generation, feed the aggregator, re-score, time each phase, drive one progress
-bar, and hold candidates as latents."""
+"""The machinery every search shares: check the plan against its limits before any work,
+denoise, decode and verify in chunks, feed the aggregator once per generation, re-score, time
+each phase, drive one progress bar, and hold candidates as latents with only the clips that can
+still win decoded."""
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import torch
 
-from ..verifiers.base import Verifier
-from ..verifiers.batch import AVBatch
+from ..core import verifier as verifier_api
+from ..core.batch import AVBatch
+from ..core.checks import finite
+from ..core.generator import Generator, HasOracle, State
+from ..core.verifier import Verifier, VerifierError
 from .aggregation import Aggregator, RewardError, check_rewards
-from .generator import Generator, HasOracle, State
 from .result import Candidate, SearchResult
 
 ProgressCallback = Callable[[int, int, "AVBatch | None"], None]
 """(units done, units planned, preview of the best clip so far or None). It may raise to stop
 the search (an interrupt); the search leaves no half-done state behind."""
 
+Placer = Callable[[str, list], None]
+"""Called before a phase ('generate', 'decode', 'verify') with the torch modules it runs, so the
+caller can put them on the device (the node layer does it through ComfyUI's model management)."""
+
+BindCallback = Callable[[dict[str, str]], None]
+"""Called once before any work with {reward name: verifier identity} of the verifier set (a
+shared state checks that it learned from the same verifiers)."""
+
 
 class SearchError(ValueError):
     """A search configuration or verifier set that cannot run; raised before any work."""
 
 
-def check_verifiers(verifiers: Sequence[Verifier]) -> None:
-    if not verifiers:
-        raise SearchError("the verifier set is empty: connect at least one verifier")
-    names = [v.name for v in verifiers]
-    if len(set(names)) != len(names):
-        raise SearchError(f"two verifiers share a name in {names}; give each a distinct name")
+@dataclass(frozen=True)
+class SearchLimits:
+    """The resource budget a search is checked against before it starts."""
+
+    chunk_size: int = 8
+    """Candidates denoised, decoded and verified at once (memory grows with it)."""
+    max_candidates: int = 1024
+    """Candidates one search may score."""
+    max_nfe: int = 1_000_000
+    """Denoiser evaluations one search may spend."""
+    max_chunk_gb: float = 8.0
+    """Decoded clips of one chunk may take this much memory, where the generator says how much
+    a clip takes (``clip_bytes()``)."""
+
+    def __post_init__(self) -> None:
+        def check(name, value, lo, hi, integer=True):
+            try:
+                finite(name, value, lo, hi, integer=integer)
+            except ValueError as e:
+                raise SearchError(str(e)) from None
+
+        check("chunk_size", self.chunk_size, 1, 4096)
+        check("max_candidates", self.max_candidates, 1, 1_000_000)
+        check("max_nfe", self.max_nfe, 1, 10**9)
+        check("max_chunk_gb", self.max_chunk_gb, 0.001, 1e6, integer=False)
+
+    def check(self, candidates: int, nfe: int, generator: Generator) -> None:
+        """Refuse a plan over budget, naming the limit it breaks."""
+        if candidates > self.max_candidates:
+            raise SearchError(f"this search would score {candidates} candidates, over the limit "
+                              f"max_candidates = {self.max_candidates}; lower the population "
+                              "sizes or n (or raise max_candidates)")
+        if nfe > self.max_nfe:
+            raise SearchError(f"this search would spend {nfe} denoiser evaluations, over the limit "
+                              f"max_nfe = {self.max_nfe}; lower the population sizes, n or steps")
+        clip = getattr(generator, "clip_bytes", None)
+        if clip is not None:
+            need = min(self.chunk_size, candidates) * clip() / 1e9
+            if need > self.max_chunk_gb:
+                raise SearchError(f"a chunk of {min(self.chunk_size, candidates)} decoded clips "
+                                  f"needs {need:.2f} GB, over the limit max_chunk_gb = "
+                                  f"{self.max_chunk_gb:g}; lower chunk_size or the clip size")
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 class SearchRun:
@@ -39,19 +91,34 @@ class SearchRun:
     PHASES = ("generate", "decode", "verify", "aggregate", "oracle")
 
     def __init__(self, generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
-                 planned_units: int, on_progress: ProgressCallback | None = None,
-                 after_observe: Callable[[], None] | None = None) -> None:
-        check_verifiers(verifiers)
+                 planned_nfe: int, planned_candidates: int, prompt: str | None = None,
+                 limits: SearchLimits = SearchLimits(), on_progress: ProgressCallback | None = None,
+                 after_observe: Callable[[], None] | None = None,
+                 bind: BindCallback | None = None, place: Placer | None = None) -> None:
+        """Checks everything that can be checked before any work: the verifier set, its reward
+        names against the aggregator's history and weights, and the plan against ``limits``."""
+        try:
+            identities = verifier_api.check_set(verifiers)
+        except VerifierError as e:
+            raise SearchError(str(e)) from None
+        limits.check(planned_candidates, planned_nfe, generator)
+        if bind is not None:
+            bind(identities)
+        else:
+            aggregator.bind(list(identities))
         self.generator, self.verifiers, self.aggregator = generator, list(verifiers), aggregator
-        self.on_progress, self.after_observe = on_progress, after_observe
-        self.planned, self.done = planned_units, 0
+        self.prompt = prompt or generator.prompt
+        self.limits, self.on_progress, self.after_observe = limits, on_progress, after_observe
+        self.place = place
+        self.planned, self.done = planned_nfe + 2 * planned_candidates, 0
         self.candidates: list[Candidate] = []
-        self.rewards: dict[str, torch.Tensor] = {v.name: torch.empty(0, dtype=torch.float64)
-                                                 for v in verifiers}
+        self.rewards: dict[str, torch.Tensor] = {k: torch.empty(0, dtype=torch.float64)
+                                                 for k in identities}
         self.scores = torch.empty(0, dtype=torch.float64)
+        self.best = -1
         self.scales: list[dict] = []
         self.timings = dict.fromkeys(self.PHASES, 0.0)
-        self._front_av: dict[int, AVBatch] = {}  # decoded clips of candidates that can still win
+        self._clips: dict[int, AVBatch] = {}  # decoded clips of candidates that can still win
         self._nfe0 = generator.nfe
         self._t0 = time.perf_counter()
 
@@ -68,78 +135,109 @@ class SearchRun:
         if self.on_progress is not None:
             self.on_progress(self.done, self.planned, preview)
 
-    def denoise(self, states: list[State], start: int, end: int, record: Sequence[int] = ()):
-        with self.timed("generate"):
-            return self.generator.denoise(states, start, end, record, on_step=self.advance)
+    def _enter(self, phase: str, owners: Sequence[Any]) -> None:
+        mods = [m for owner in owners for m in verifier_api.models(owner)]
+        if self.place is not None and mods:
+            self.place(phase, mods)
+
+    def denoise(self, states: list[State], seeds: Sequence[int], start: int, end: int,
+                record: Sequence[int] = ()) -> tuple[list[State], dict[int, list[State]]]:
+        """Denoise in chunks of ``limits.chunk_size``, each state with its own seed."""
+        finals: list[State] = []
+        recorded: dict[int, list[State]] = {r: [] for r in record}
+        self._enter("generate", [self.generator])
+        for part in _chunks(len(states), self.limits.chunk_size):
+            with self.timed("generate"):
+                out, rec = self.generator.denoise(states[part], start, end, list(seeds[part]),
+                                                  record, on_step=self.advance)
+            finals += out
+            for r in record:
+                recorded[r] += rec[r]
+        return finals, recorded
 
     def add_candidates(self, finals: list[State], generation: int, parents: list[int | None],
                        seeds: list[int]) -> list[Candidate]:
-        """Decode, verify and score a generation's new finished states (each exactly once)."""
-        with self.timed("decode"):
-            av = self.generator.decode(finals)
-        self.advance(len(finals))
-        with self.timed("verify"):
-            prompts = [self.generator.prompt] * len(finals)
-            raw = {}
-            for v in self.verifiers:
-                r = torch.as_tensor(v(av, prompts)).detach().reshape(-1)
-                if len(r) != len(finals):
-                    raise RewardError(f"verifier '{v.name}' returned {len(r)} rewards for "
-                                      f"{len(finals)} candidates")
-                raw[v.name] = r
-            new = check_rewards(raw)
-        self.advance(len(finals))
-        with self.timed("oracle"):  # evaluation only: kept out of the search's own costs
-            oracle = (self.generator.oracle(finals, self.generator.prompt)
-                      if isinstance(self.generator, HasOracle) else [None] * len(finals))
+        """Decode, verify and score a generation's new finished states, each exactly once, in
+        chunks; the aggregator sees the whole generation at once, as the method requires."""
+        first = len(self.candidates)
+        new: dict[str, list[torch.Tensor]] = {k: [] for k in self.rewards}
+        oracle: list[dict | None] = []
+        for part in _chunks(len(finals), self.limits.chunk_size):
+            self._enter("decode", [self.generator])
+            with self.timed("decode"):
+                av = self.generator.decode(finals[part])
+            self.advance(part.stop - part.start)
+            self._enter("verify", self.verifiers)
+            with self.timed("verify"):
+                try:
+                    got = check_rewards(verifier_api.score(self.verifiers, av,
+                                                           [self.prompt] * len(av)))
+                except VerifierError as e:
+                    raise RewardError(str(e)) from None
+            self.advance(part.stop - part.start)
+            with self.timed("oracle"):  # evaluation only: kept out of the search's own costs
+                oracle += (self.generator.oracle(finals[part], self.prompt)
+                           if isinstance(self.generator, HasOracle) else [None] * len(av))
+            for k in new:
+                new[k].append(got[k])
+            self._keep_front(av, first + part.start, {k: torch.cat(v) for k, v in new.items()})
+        batch = {k: torch.cat(v) for k, v in new.items()}
         with self.timed("aggregate"):
-            self.aggregator.observe(new)
+            self.aggregator.observe(batch)
             if self.after_observe is not None:
                 self.after_observe()
-            self.scales.append({"candidates": len(self.candidates) + len(finals),
+            self.scales.append({"candidates": first + len(finals),
                                 "history_size": self.aggregator.history_size,
                                 "sigmas": self.aggregator.sigmas()})
         added = []
         for j, state in enumerate(finals):
-            c = Candidate(len(self.candidates), generation, parents[j], seeds[j],
-                          self.generator.store(state), {k: float(t[j]) for k, t in new.items()},
-                          oracle=oracle[j])
+            c = Candidate(first + j, generation, parents[j], seeds[j], self.generator.store(state),
+                          {k: float(t[j]) for k, t in batch.items()}, oracle=oracle[j])
             self.candidates.append(c)
-            self._front_av[c.id] = av.clip(j)
             added.append(c)
-        self.rewards = {k: torch.cat([self.rewards[k], new[k]]) for k in self.rewards}
+        self.rewards = {k: torch.cat([self.rewards[k], batch[k]]) for k in self.rewards}
         self.rescore()
-        self.advance(0, self._front_av[self.best_index()])
+        self.advance(0, self._clips.get(self.best))
         return added
+
+    def _keep_front(self, av: AVBatch, first_id: int, new: dict[str, torch.Tensor]) -> None:
+        """Keep the clips of this chunk that no candidate so far beats on every reward (only
+        they can still win) and drop those the chunk's candidates now beat."""
+        table = torch.stack([torch.cat([self.rewards[k], new[k]]) for k in self.rewards], 1)
+        front = pareto_front(table)
+        self._clips = {i: c for i, c in self._clips.items() if front[i]}
+        for j in range(len(av)):
+            if front[first_id + j]:  # a copy, so the rest of the chunk can be freed
+                self._clips[first_id + j] = AVBatch(av.video[j:j + 1].clone(), av.fps,
+                                                    av.audio[j:j + 1].clone(), av.sample_rate)
 
     def rescore(self) -> None:
         """Score every candidate of this prompt with the aggregator's newest state, so early
-        candidates are judged on the same scale as late ones."""
+        candidates are judged on the same scale as late ones. The best is the argmax of these
+        scores (ties: the lowest id); only its decoded clip is kept from here on."""
         with self.timed("aggregate"):
             self.scores = self.aggregator.score(self.rewards)
             for c, s in zip(self.candidates, self.scores.tolist()):
                 c.score = s
-        front = pareto_front(torch.stack(list(self.rewards.values()), 1))
-        self._front_av = {i: av for i, av in self._front_av.items() if front[i]}
-
-    def best_index(self) -> int:
-        """The highest score among candidates no other candidate beats on every verifier (with
-        non-negative weights every aggregator is monotone, so the winner is always one of them;
-        only their decoded clips are kept)."""
-        masked = self.scores.masked_fill(~torch.tensor([i in self._front_av for i in
-                                                        range(len(self.candidates))]), -torch.inf)
-        return int(masked.argmax())
+        self.best = int(torch.argmax(self.scores))
+        self._clips = {self.best: self._clips[self.best]} if self.best in self._clips else {}
 
     def finish(self, method: str, config: dict) -> SearchResult:
+        best = self.candidates[self.best]
+        clip = self._clips.get(best.id)
+        if clip is None:  # a tie went to a candidate whose clip was dropped: decode it again
+            with self.timed("decode"):
+                clip = self.generator.decode([best.state])
         total = time.perf_counter() - self._t0
         timings = {**self.timings, "total": total,
                    "bookkeeping": max(total - sum(self.timings.values()), 0.0)}
-        best = self.candidates[self.best_index()]
         agg = {"name": self.aggregator.name, "sigmas": self.aggregator.sigmas(),
                "history_size": self.aggregator.history_size, "scales_over_time": self.scales}
-        return SearchResult(method, self.generator.prompt, self.candidates, best,
-                            self._front_av[best.id], self.generator.nfe - self._nfe0, timings,
-                            agg, config)
+        if hasattr(self.generator, "sigmas"):
+            config = {**config, "sigmas": list(self.generator.sigmas())}
+        return SearchResult(method, self.prompt, self.candidates, best, clip,
+                            self.generator.to_latent([best.state]),
+                            self.generator.nfe - self._nfe0, timings, agg, config)
 
 
 def pareto_front(rewards: torch.Tensor) -> torch.Tensor:

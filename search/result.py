@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..verifiers.batch import AVBatch
+from ..core.batch import AVBatch
 
 
 @dataclass
@@ -38,6 +38,8 @@ class SearchResult:
     candidates: list[Candidate]
     best: Candidate
     best_av: AVBatch
+    best_latent: dict
+    """The winner as a ComfyUI LATENT (the generator's ``to_latent``)."""
     nfe: int
     timings: dict[str, float]
     aggregator: dict[str, Any]
@@ -51,4 +53,5 @@ class SearchResult:
                 "aggregator": self.aggregator, "timings": self.timings, "config": self.config}
 
     def report_json(self) -> str:
-        return json.dumps(self.report(), indent=1)
+        """The report as strict JSON (a non-finite number is an error, never a NaN token)."""
+        return json.dumps(self.report(), indent=1, allow_nan=False)

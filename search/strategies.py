@@ -2,25 +2,30 @@
 
 EvoSearch follows the reference's schedule semantics (algorithms reference, section 5): a
 population at each evolution step, elites carried over, tournament parents, mutations of the
-initial noise or of intermediate states. Unlike the reference it never repeats work: with a
-deterministic sampler an unmutated elite's rollout is already known, so it is neither denoised,
-decoded nor scored again, and the selection pool holds each distinct state once. The default
-config therefore costs 300 denoiser evaluations instead of 400 for 11 distinct candidates.
+initial noise or of intermediate states (made by the generator, which knows its state
+convention). Unlike the reference it never repeats work: with a deterministic sampler an
+unmutated elite's rollout is already known, so it is neither denoised, decoded nor scored again,
+and the selection pool holds each distinct state once. The default config therefore costs 300
+denoiser evaluations instead of 400 for 11 distinct candidates.
+
+Every search takes the same options beside its config: ``prompt`` (the text the verifiers read;
+default the generator's), ``limits`` (the resource budget, checked before any work),
+``on_progress``, ``after_observe`` (called after each update of the aggregator), ``bind``
+(checks the verifier set against a shared state before any work) and ``place`` (puts a phase's
+models on the device).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Sequence
 
-import torch
-
-from ..verifiers.base import Verifier
+from ..core.checks import finite
+from ..core.generator import MUTATIONS, Generator
+from ..core.verifier import Verifier
 from .aggregation import Aggregator
-from .engine import ProgressCallback, SearchError, SearchRun
-from .generator import Generator, State
+from .engine import SearchError, SearchRun
 from .result import SearchResult
 
 
@@ -30,11 +35,16 @@ class BestOfNConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        if self.n < 1:
-            raise SearchError(f"Best-of-N needs n >= 1, got n = {self.n}")
+        _check("n", self.n, 1, None, integer=True, hint="Best-of-N needs n >= 1")
+        _check("seed", self.seed, 0, None, integer=True)
 
 
-MUTATIONS = ("reference", "variance_preserving")
+def _check(name: str, value: Any, lo: float | None, hi: float | None, integer: bool = False,
+           lo_open: bool = False, hint: str = "") -> None:
+    try:
+        finite(name, value, lo, hi, integer=integer, lo_open=lo_open)
+    except ValueError as e:
+        raise SearchError(f"{hint}: {e}" if hint else str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -51,22 +61,24 @@ class EvoSearchConfig:
         e, p = list(self.evolution_steps), list(self.population_sizes)
         if not e:
             raise SearchError("EvoSearch needs at least one evolution step (e.g. 0, 10)")
+        for what, values in (("an evolution step", e), ("a population size", p),
+                             ("elites", [self.elites]), ("seed", [self.seed])):
+            for v in values:
+                _check(what, v, 0, None, integer=True)
         if sorted(set(e)) != e:
             raise SearchError(f"evolution steps must be strictly increasing, got {e}")
-        if e[0] < 0 or e[-1] >= steps:
+        if e[-1] >= steps:
             raise SearchError(f"evolution steps {e} must lie in the schedule's steps 0..{steps - 1}")
         if len(p) != len(e) + 1:
             raise SearchError(f"{len(e)} evolution steps need {len(e) + 1} population sizes "
                               f"(the first generation, then one after each step); got {p}")
         if min(p) < 1:
             raise SearchError(f"population sizes must be >= 1, got {p}")
-        if not 0 <= self.elites < min(p[1:]):
+        if not self.elites < min(p[1:]):
             raise SearchError(f"elites ({self.elites}) must be smaller than every evolved "
                               f"population ({p[1:]}), or nothing is left to evolve")
-        if not 0 < self.mutation_rate <= 1:
-            raise SearchError(f"mutation rate must be in (0, 1], got {self.mutation_rate}")
-        if not 0 < self.tournament_ratio <= 1:
-            raise SearchError(f"tournament ratio must be in (0, 1], got {self.tournament_ratio}")
+        _check("mutation rate", self.mutation_rate, 0, 1, lo_open=True)
+        _check("tournament ratio", self.tournament_ratio, 0, 1, lo_open=True)
         if self.mutation not in MUTATIONS:
             raise SearchError(f"mutation must be one of {MUTATIONS}, got '{self.mutation}'")
 
@@ -83,50 +95,45 @@ class EvoSearchConfig:
 
 
 def best_of_n(generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
-              config: BestOfNConfig, on_progress: ProgressCallback | None = None,
-              after_observe: Callable[[], None] | None = None, method: str = "best_of_n") -> SearchResult:
-    """N independent initial noises (seeds seed..seed+N-1), sampled in one batch, decoded,
-    scored once, aggregated once; the best is returned."""
+              config: BestOfNConfig, method: str = "best_of_n", **options: Any) -> SearchResult:
+    """N independent initial noises (seeds seed..seed+N-1), sampled, decoded and scored in
+    chunks, aggregated once; the best is returned."""
     config.validate()
     steps = generator.steps
-    run = SearchRun(generator, verifiers, aggregator, config.n * (steps + 2), on_progress,
-                    after_observe)
+    run = SearchRun(generator, verifiers, aggregator, config.n * steps, config.n, **options)
     seeds = [config.seed + i for i in range(config.n)]
     with run.timed("generate"):
         noise = generator.initial_noise(seeds)
-    finals, _ = run.denoise(noise, 0, steps)
+    finals, _ = run.denoise(noise, seeds, 0, steps)
     run.add_candidates(finals, 0, [None] * config.n, seeds)
     return run.finish(method, {"n": config.n, "steps": steps, "seed": config.seed})
 
 
 def naive(generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
-          seed: int = 0, on_progress: ProgressCallback | None = None,
-          after_observe: Callable[[], None] | None = None) -> SearchResult:
+          seed: int = 0, **options: Any) -> SearchResult:
     """One sample, scored: the baseline every improvement is measured against."""
-    return best_of_n(generator, verifiers, aggregator, BestOfNConfig(1, seed), on_progress,
-                     after_observe, method="naive")
+    return best_of_n(generator, verifiers, aggregator, BestOfNConfig(1, seed), method="naive",
+                     **options)
 
 
 @dataclass
 class _Member:
     """A population member at some step: its state and, when its rollout is already known,
-    the candidate it leads to."""
+    the candidate it leads to; ``seed`` drives its mutation noise and its sampler's noise."""
 
-    state: State
+    state: Any
     candidate: int | None = None
     parent: int | None = None
     seed: int = 0
 
 
 def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
-              config: EvoSearchConfig, on_progress: ProgressCallback | None = None,
-              after_observe: Callable[[], None] | None = None) -> SearchResult:
+              config: EvoSearchConfig, **options: Any) -> SearchResult:
     steps, evo, sizes = generator.steps, list(config.evolution_steps), list(config.population_sizes)
     config.validate(steps)
     reuse = generator.deterministic
-    n_new = config.planned_candidates(reuse)
-    run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps, reuse) + 2 * n_new,
-                    on_progress, after_observe)
+    run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps, reuse),
+                    config.planned_candidates(reuse), **options)
     rng = random.Random(config.seed)
     next_seed = iter(range(config.seed, config.seed + 10**9))
     seeds = [next(next_seed) for _ in range(sizes[0])]
@@ -137,7 +144,8 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
     for g in range(len(sizes)):
         new = [m for m in population if m.candidate is None]
         if new:
-            finals, recorded = run.denoise([m.state for m in new], start, steps, record=evo[g:])
+            finals, recorded = run.denoise([m.state for m in new], [m.seed for m in new], start,
+                                           steps, record=evo[g:])
             added = run.add_candidates(finals, g, [m.parent for m in new], [m.seed for m in new])
             for j, (m, c) in enumerate(zip(new, added)):
                 for e in evo[g:]:
@@ -149,8 +157,8 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
         fitness = [run.scores[m.candidate].item() for m in pool]
         order = sorted(range(len(pool)), key=lambda i: -fitness[i])
         elites = [pool[i] for i in order[:config.elites]]
-        if not reuse:  # a stochastic sampler gives an elite a new rollout: denoise it again
-            elites = [_Member(m.state, None, m.candidate, m.seed) for m in elites]
+        if not reuse:  # a stochastic sampler gives an elite a new rollout, with new noise
+            elites = [_Member(m.state, None, m.candidate, next(next_seed)) for m in elites]
         k = max(1, int(len(pool) * config.tournament_ratio))
         children = []
         for _ in range(sizes[g + 1] - len(elites)):
@@ -158,7 +166,8 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
             parent = pool[max(contenders, key=lambda i: fitness[i])]
             seed = next(next_seed)
             with run.timed("generate"):
-                child = _mutate(generator, parent.state, start, seed, config)
+                child = generator.mutate(parent.state, start, config.mutation_rate, seed,
+                                         config.mutation)
             children.append(_Member(child, None, parent.candidate, seed))
         population = elites + children
     return run.finish("evosearch", {"steps": steps, "evolution_steps": evo,
@@ -166,18 +175,3 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
                                     "mutation_rate": config.mutation_rate,
                                     "tournament_ratio": config.tournament_ratio,
                                     "mutation": config.mutation, "seed": config.seed})
-
-
-def _mutate(generator: Generator, state: State, step: int, seed: int,
-            config: EvoSearchConfig) -> State:
-    """Initial (unit Gaussian) noise: sqrt(1 - beta^2) x + beta eps, which stays standard
-    Gaussian. Intermediate state: the reference adds sigma_step * eps; the variance-preserving
-    option mixes sqrt(1 - beta^2) x + beta sigma_step eps instead."""
-    eps = generator.noise_like(state, torch.Generator().manual_seed(seed))
-    beta = config.mutation_rate
-    keep = math.sqrt(1 - beta * beta)
-    if step == 0:
-        return generator.combine(keep, state, beta, eps)
-    if config.mutation == "variance_preserving":
-        return generator.combine(keep, state, beta * generator.sigma(step), eps)
-    return generator.combine(1.0, state, generator.sigma(step), eps)

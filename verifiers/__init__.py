@@ -1,6 +1,6 @@
 """Reward models (verifiers) over audio-video batches. Pure torch; no ComfyUI imports."""
 
-from .base import Verifier
-from .batch import AVBatch, MediaError
+from ..core.batch import AVBatch, MediaError
+from ..core.verifier import Verifier
 
 __all__ = ["AVBatch", "MediaError", "Verifier"]

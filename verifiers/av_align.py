@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import torch
 
-from .batch import AVBatch
+from ..core.batch import AVBatch
 from .onsets import onset_times
 
 MIN_PEAK_FLOW = 0.1  # mean flow magnitude (pixels per frame) a video peak needs

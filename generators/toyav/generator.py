@@ -1,5 +1,5 @@
 """ToyAVGenerator: the embedded default generator, a procedural bouncing-object world with a real
-iterative sampler, no weights and CPU speed; it implements search.generator.Generator."""
+iterative sampler, no weights and CPU speed; it implements core.generator.Generator."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Sequence
 
 import torch
 
-from ...search.generator import StepCallback
-from ...verifiers.batch import AVBatch
+from ...core.batch import AVBatch
+from ...core.checks import finite
+from ...core.generator import StepCallback, mutate_flow_state
 from . import latent, sampler
 from .render import Clip, Renderer
 from .vocabulary import ATTRIBUTES, parse_prompt
@@ -28,26 +29,23 @@ class ToyAVGenerator:
                  caption_noise: float = 0.5, width: int = 64, height: int = 64, fps: float = 24.0,
                  duration: float = 2.0, sample_rate: int = 16000, device: str | torch.device = "cpu",
                  period: float = 0.5) -> None:
-        if steps < 1:
-            raise ValueError(f"steps must be at least 1, got {steps}")
-        if guidance < 0:
-            raise ValueError(f"guidance must be >= 0, got {guidance}")
-        if not 0 <= coupling <= 1:
-            raise ValueError(f"coupling must be in [0, 1], got {coupling}")
-        if not 0 < caption_noise <= 1:
-            raise ValueError(f"caption_noise must be in (0, 1], got {caption_noise}")
-        self.clip = Clip(width, height, fps, duration, sample_rate, period)
+        self.steps = finite("steps", steps, 1, 10_000, integer=True)
+        self.guidance = finite("guidance", guidance, 0, 100)
+        self.coupling = finite("coupling", coupling, 0, 1)
+        self.caption_noise = finite("caption_noise", caption_noise, 0, 1, lo_open=True)
+        self.clip = Clip(finite("width", width, 8, 4096, integer=True),
+                         finite("height", height, 8, 4096, integer=True),
+                         finite("fps", fps, 0, 240, lo_open=True),
+                         finite("duration", duration, 0, 600, lo_open=True),
+                         finite("sample_rate", sample_rate, 1000, 192_000, integer=True),
+                         finite("period", period, 0, 600, lo_open=True))
         self._prompt = prompt
-        self.steps = steps
-        self.guidance = guidance
-        self.coupling = coupling
-        self.caption_noise = caption_noise
         self.device = torch.device(device)
         self.nfe = 0
-        items, labels = latent.dataset(NUM_PHASES, period)
-        log_likelihood = sampler.caption_log_likelihood(labels, _wanted(prompt), caption_noise)
-        self._denoiser = sampler.GuidedDenoiser(items.to(torch.float64), log_likelihood, guidance,
-                                                coupling)
+        items, labels = latent.dataset(NUM_PHASES, self.clip.period)
+        log_likelihood = sampler.caption_log_likelihood(labels, _wanted(prompt), self.caption_noise)
+        self._denoiser = sampler.GuidedDenoiser(items.to(torch.float64), log_likelihood,
+                                                self.guidance, self.coupling)
         self._renderer = Renderer(self.clip, self.device)
 
     @property
@@ -59,21 +57,27 @@ class ToyAVGenerator:
         return [torch.randn(latent.DIM, generator=torch.Generator().manual_seed(int(s))).to(self.device)
                 for s in seeds]
 
-    def noise_like(self, state: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        noise = torch.randn(state.shape, generator=rng, device=rng.device, dtype=state.dtype)
-        return noise.to(state.device)
-
     def sigma(self, step: int) -> float:
+        """Rectified flow's noise level t at ``step``: 1 at step 0, 0 at the end."""
         if not 0 <= step <= self.steps:
             raise ValueError(f"step {step} is outside 0..{self.steps}")
         return 1.0 - step / self.steps
 
-    def combine(self, a: float, x: torch.Tensor, b: float, y: torch.Tensor) -> torch.Tensor:
-        return a * x + b * y
+    def sigmas(self) -> list[float]:
+        """The schedule sampled, one noise level per step boundary (for the report)."""
+        return [self.sigma(s) for s in range(self.steps + 1)]
 
-    def denoise(self, states: list[torch.Tensor], start: int, end: int, record: Sequence[int] = (),
-                on_step: StepCallback | None = None,
+    def mutate(self, state: torch.Tensor, step: int, beta: float, seed: int,
+               mode: str) -> torch.Tensor:
+        """The state is x_t itself, so the reference's mutation applies as written."""
+        eps = torch.randn(state.shape, generator=torch.Generator().manual_seed(int(seed)),
+                          dtype=state.dtype).to(state.device)
+        return mutate_flow_state(state, eps, step, self.sigma(step), beta, mode)
+
+    def denoise(self, states: list[torch.Tensor], start: int, end: int, seeds: Sequence[int] = (),
+                record: Sequence[int] = (), on_step: StepCallback | None = None,
                 ) -> tuple[list[torch.Tensor], dict[int, list[torch.Tensor]]]:
+        """Euler steps of the exact ODE: deterministic, so ``seeds`` are not needed."""
         if not 0 <= start <= end <= self.steps:
             raise ValueError(f"need 0 <= start <= end <= {self.steps}, got start={start}, end={end}")
         outside = [r for r in record if not start <= r <= end]
@@ -106,6 +110,14 @@ class ToyAVGenerator:
 
     def store(self, state: torch.Tensor) -> torch.Tensor:
         return state.cpu()
+
+    def to_latent(self, states: list[torch.Tensor]) -> dict:
+        return {"samples": torch.stack([s.detach().cpu() for s in states])}
+
+    def clip_bytes(self) -> int:
+        """Bytes of one decoded clip (float32 frames and waveform), for the search's budget."""
+        c = self.clip
+        return 4 * (c.frames * c.height * c.width * 3 + c.samples)
 
     def oracle(self, states: list[torch.Tensor], prompt: str) -> list[dict[str, float]]:
         """Ground truth for evaluation, never for selection: ``text_match`` is the fraction of the

@@ -44,7 +44,7 @@ def test_arw_state_and_inspect_run_and_reset(comfy):
     assert entry["outputs"]["2"]["images"], "the inspector shows a plot"
     path = comfy.base / "user" / "avits" / "arw" / "itest.json"
     saved = json.loads(path.read_text())
-    assert saved["format"] == "avits-arw-state" and saved["state"]["history"] == {}
+    assert saved["format"] == "avits-arw-state" and saved["state"]["stats"] == {}
 
 
 def test_corrupt_state_file_is_an_error_on_the_node_and_left_untouched(comfy):
@@ -57,7 +57,8 @@ def test_corrupt_state_file_is_an_error_on_the_node_and_left_untouched(comfy):
     # the queue keeps working, and a reset starts afresh with the bad file kept aside
     comfy.run(arw_graph(name="broken", reset=True))
     assert json.loads(path.read_text())["format"] == "avits-arw-state"
-    assert list(path.parent.glob("broken.json.corrupt-*"))
+    assert [p.read_text() for p in path.parent.glob("broken.json.bak-*")] == [
+        '{"format": "avits-arw-state", "version": 1, "state": {']
 
 
 def test_static_aggregator_rejects_bad_weights_on_the_node(comfy):

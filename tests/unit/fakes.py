@@ -4,35 +4,34 @@ from __future__ import annotations
 
 import torch
 
+from comfyui_avits.core.generator import mutate_flow_state
 from comfyui_avits.verifiers import AVBatch
 
 
 class CountingGenerator:
-    """States are 2-vectors; one step maps x -> 0.8 x + 0.1 (deterministic unless told),
-    so the finished sample depends continuously on the noise. Logs every denoise call."""
+    """States are 2-vectors; one step maps x -> 0.8 x + 0.1 (plus, unless deterministic, noise
+    drawn from the candidate's seed and the step), so the finished sample depends continuously
+    on the noise. Logs every denoise and decode call."""
 
     def __init__(self, steps: int = 30, deterministic: bool = True, prompt: str = "p"):
         self.steps, self.deterministic, self.prompt = steps, deterministic, prompt
         self.nfe = 0
         self.calls: list[tuple[int, int, int]] = []  # (batch, start, end)
+        self.seen_seeds: list[list[int]] = []
         self.decoded = 0
-        self._rng = torch.Generator().manual_seed(123)
+        self.decode_calls: list[int] = []
 
     def initial_noise(self, seeds):
         return [torch.randn(2, generator=torch.Generator().manual_seed(s)) for s in seeds]
 
-    def noise_like(self, state, rng):
-        return torch.randn(state.shape, generator=rng)
+    def mutate(self, state, step, beta, seed, mode):
+        eps = torch.randn(2, generator=torch.Generator().manual_seed(seed))
+        return mutate_flow_state(state, eps, step, 1 - step / self.steps, beta, mode)
 
-    def sigma(self, step):
-        return 1 - step / self.steps
-
-    def combine(self, a, x, b, y):
-        return a * x + b * y
-
-    def denoise(self, states, start, end, record=(), on_step=None):
+    def denoise(self, states, start, end, seeds, record=(), on_step=None):
         x = torch.stack(states)
         self.calls.append((len(states), start, end))
+        self.seen_seeds.append(list(seeds))
         rec = {}
         for i in range(start, end + 1):
             if i in record:
@@ -41,7 +40,8 @@ class CountingGenerator:
                 break
             x = 0.8 * x + 0.1
             if not self.deterministic:
-                x = x + 0.01 * torch.randn(x.shape, generator=self._rng)
+                x = x + 0.01 * torch.stack([torch.randn(2, generator=torch.Generator().manual_seed(
+                    1000 * s + i)) for s in seeds])
             self.nfe += len(states)
             if on_step:
                 on_step(len(states))
@@ -50,12 +50,28 @@ class CountingGenerator:
     def decode(self, states):
         x = torch.stack(states)
         self.decoded += len(states)
+        self.decode_calls.append(len(states))
         video = x[:, 0].reshape(-1, 1, 1, 1, 1).expand(-1, 4, 2, 2, 3).clone()
         audio = x[:, 1].reshape(-1, 1, 1).expand(-1, 1, 400).clone()
         return AVBatch(video, 4.0, audio, 400)
 
     def store(self, state):
         return state
+
+    def to_latent(self, states):
+        return {"samples": torch.stack(states)}
+
+
+class Fixed:
+    """Rewards given in advance: the k-th clip this verifier scores gets ``values[k]``."""
+
+    def __init__(self, name: str, values):
+        self.name, self.values, self.k = name, list(values), 0
+
+    def __call__(self, batch, prompts):
+        out = torch.tensor(self.values[self.k:self.k + len(batch)], dtype=torch.float64)
+        self.k += len(batch)
+        return out
 
 
 class Mean:

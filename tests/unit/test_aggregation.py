@@ -11,8 +11,9 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from comfyui_avits.search.aggregation import (ARW, AGGREGATORS, MinMax, Rank, RewardError, WeightedSum,
-                                              ZScore, make_aggregator)
+from comfyui_avits.search.aggregation import (ARW, AGGREGATORS, MinMax, Rank, RewardError,
+                                              RunningStats, WeightedSum, ZScore, average_ranks,
+                                              make_aggregator, resolve_weights)
 
 R = {"text": torch.tensor([1.0, 2.0, 4.0]), "sync": torch.tensor([0.3, 0.1, 0.2])}
 
@@ -30,6 +31,14 @@ def test_rank_by_hand():
     # text ranks 0,1,2 -> 0, .5, 1; sync ranks 2,0,1 -> 1, 0, .5
     assert Rank().score(R).tolist() == pytest.approx([0.5, 0.25, 0.75])
     assert Rank().score({"a": torch.tensor([3.0])}).tolist() == [0.5]
+
+
+def test_rank_gives_ties_their_average_rank():
+    assert average_ranks(torch.tensor([1.0, 1.0])).tolist() == [0.5, 0.5]
+    assert average_ranks(torch.tensor([3.0, 1.0, 3.0, 2.0, 3.0])).tolist() == [3, 0, 3, 1, 3]
+    # the case that used to pick a loser: v1 ties, v2 prefers candidate 0
+    s = Rank([0.8, 0.2]).score({"v1": torch.tensor([1.0, 1.0]), "v2": torch.tensor([2.0, 1.0])})
+    assert s.tolist() == pytest.approx([0.6, 0.4])
 
 
 def test_min_max_by_hand():
@@ -78,7 +87,8 @@ def test_non_finite_rewards_rejected_and_never_stored(name):
 def test_mismatched_verifiers_and_lengths():
     agg = ARW()
     agg.observe(R)
-    with pytest.raises(RewardError, match="set up for verifiers"):
+    with pytest.raises(RewardError, match=r"learned from the rewards \['sync', 'text'\], this search "
+                                          r"gives \['text'\]: reset the state or use another state name"):
         agg.observe({"text": torch.tensor([1.0])})
     with pytest.raises(RewardError, match="returned 1 rewards"):
         agg.observe({"text": torch.tensor([1.0, 2.0]), "sync": torch.tensor([1.0])})
@@ -172,7 +182,7 @@ def test_arw_matches_reference_loss_and_optimizer_updates(optimizer):
         ours.observe(b)
         history = {k: torch.cat([history[k], b[k]]) for k in history}
         _reference_fit(history, s, opt, 7)
-        assert ours.log_var == pytest.approx(s.tolist(), abs=2e-6)
+        assert list(ours.log_var.values()) == pytest.approx(s.tolist(), abs=2e-6)
     # score = sum_k w_k r / (exp(0.5 s) + 1e-6) with default w = 0.5
     r = batches[0]
     expect = 0.5 * r["vr"] / (torch.exp(0.5 * s[0]) + 1e-6) + 0.5 * r["js"] / (torch.exp(0.5 * s[1]) + 1e-6)
@@ -183,13 +193,13 @@ def test_arw_first_adam_step_by_hand():
     agg = ARW(iters=1)
     agg.observe({"a": torch.tensor([0.0, 4.0])})  # population variance 4
     # gradient at s=0: 0.5 - 0.5 * (4 + 1e-6) = -1.5; Adam's first step is -lr * g / (|g| + 1e-8)
-    assert agg.log_var[0] == pytest.approx(0.05 * 1.5 / (1.5 + 1e-8), rel=1e-6)
+    assert agg.log_var["a"] == pytest.approx(0.05 * 1.5 / (1.5 + 1e-8), rel=1e-6)
 
 
 def test_arw_fit_needs_two_values_and_window():
     agg = ARW()
     agg.observe({"a": torch.tensor([3.0])})
-    assert agg.log_var == [0.0]
+    assert agg.log_var == {"a": 0.0}
     agg = ARW(history_size=3)
     for v in range(5):
         agg.observe({"a": torch.tensor([float(v)])})
@@ -211,3 +221,80 @@ def test_arw_state_round_trips_through_json_and_keeps_learning_identically():
         ARW(optimizer="sgd").load_state_dict(a.state_dict())
     with pytest.raises(RewardError, match="'arw' aggregator given to 'rank'"):
         Rank().load_state_dict(a.state_dict())
+
+
+def test_running_statistics_equal_the_whole_history():
+    g = torch.Generator().manual_seed(1)
+    batches = [torch.randn(n, generator=g, dtype=torch.float64) * 3 + 7 for n in (1, 5, 100, 2)]
+    stats = RunningStats()
+    for b in batches:
+        stats = stats.merged(b)
+    whole = torch.cat(batches)
+    assert stats.count == 108 and stats.mean == pytest.approx(whole.mean().item(), rel=1e-12)
+    assert stats.variance == pytest.approx(whole.var(correction=0).item(), rel=1e-12)
+
+
+def test_weights_by_name_and_their_checks():
+    assert resolve_weights({"b": 1, "a": 3}, ["a", "b"]) == {"a": 3.0, "b": 1.0}
+    assert resolve_weights([3, 1], ["a", "b"]) == {"a": 3.0, "b": 1.0}
+    assert resolve_weights([3, 1], ["b", "a"]) == {"b": 3.0, "a": 1.0}
+    for bad, match in [({"a": 1, "x": 1}, "name every reward"), ([1], "1 weights for the 2"),
+                       ([float("nan"), 1], "finite"), ([1, float("inf")], "finite"),
+                       ([-1, 1], r"\[0, 1e\+06\]"), ([0, 0], "every weight is 0")]:
+        with pytest.raises(RewardError, match=match):
+            resolve_weights(bad, ["a", "b"])
+
+
+def test_a_positional_weight_list_is_kept_by_name_once_bound():
+    agg = ARW(weights=[0.2, 0.8])
+    agg.bind(["sync", "text"])
+    assert agg.state_dict()["weights"] == {"sync": 0.2, "text": 0.8}
+    agg.observe(R)
+    agg.bind(["text", "sync"])  # another order later: the same weight per name
+    assert agg.weights() == {"text": 0.8, "sync": 0.2}
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"lr": float("nan")}, "lr must be a finite"), ({"lr": float("inf")}, "lr must be a finite"),
+    ({"lr": 0}, "lr must lie"), ({"iters": -1}, "iterations"), ({"iters": 2.5}, "whole"),
+    ({"history_size": 1}, "window"), ({"optimizer": "lbfgs"}, "optimizer"),
+    ({"weights": [float("nan"), 1.0]}, "finite"),
+])
+def test_arw_settings_are_checked(kwargs, match):
+    with pytest.raises(RewardError, match=match):
+        ARW(**kwargs)
+
+
+def test_a_diverging_fit_is_an_error_and_changes_nothing():
+    agg = ARW(lr=1.0, iters=10_000, optimizer="sgd")
+    agg.observe({"a": torch.tensor([0.0, 1.0])})
+    before = json.dumps(agg.state_dict())
+    with pytest.raises(RewardError, match="diverged"):
+        agg.observe({"a": torch.tensor([1e30, -1e30])})
+    assert json.dumps(agg.state_dict()) == before
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda s: s.update(log_var={"text": 5000.0, "sync": 0.0}), r"log_var\['text'\] must lie"),
+    (lambda s: s.update(log_var={"text": 0.0}), "log_var must hold one entry for each"),
+    (lambda s: s.update(log_var="abc"), "log_var must hold"),
+    (lambda s: s["optimizer_state"].update(exp_avg={"text": 0.0}), "exp_avg must give a number"),
+    (lambda s: s["optimizer_state"].update(step="x"), "step must be a number"),
+    (lambda s: s["stats"]["text"].update(m2=-1.0), r"m2 must lie"),
+    (lambda s: s["stats"]["text"].update(mean=float("nan")), "mean must be a finite"),
+    (lambda s: s.update(lr=float("nan")), "lr must be a finite"),
+    (lambda s: s.update(iters="50"), "iterations must be a number"),
+    (lambda s: s.update(weights={"text": -1.0}), "weight of 'text'"),
+    (lambda s: s.update(verifiers="ab"), "verifiers must be a list"),
+])
+def test_bad_saved_values_are_our_error_and_leave_the_arw_as_it_was(edit, match):
+    good = ARW()
+    good.observe(R)
+    state = json.loads(json.dumps(good.state_dict()))
+    edit(state)
+    target = ARW()
+    target.observe({"x": torch.tensor([1.0, 2.0])})
+    before = json.dumps(target.state_dict())
+    with pytest.raises(RewardError, match=match):
+        target.load_state_dict(state)
+    assert json.dumps(target.state_dict()) == before

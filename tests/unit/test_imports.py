@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, {path!r})
 import comfyui_avits, comfyui_avits.search, comfyui_avits.verifiers, comfyui_avits.generators
 import comfyui_avits.search.aggregation, comfyui_avits.search.strategies, comfyui_avits.search.arw_state
-import comfyui_avits.verifiers.av_align, comfyui_avits.verifiers.toy_text_match
+import comfyui_avits.verifiers.av_align, comfyui_avits.generators.toyav.text_match, comfyui_avits.core
 import comfyui_avits.generators.toyav
 from comfyui_avits.search.aggregation import ARW
 from comfyui_avits.verifiers import AVBatch

@@ -6,13 +6,15 @@ import json
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from comfyui_avits.search.aggregation import ARW, RewardError, WeightedSum
-from comfyui_avits.search.engine import SearchError, pareto_front
+from comfyui_avits.search.aggregation import AGGREGATORS, ARW, Rank, RewardError, WeightedSum, make_aggregator
+from comfyui_avits.search.engine import SearchError, SearchLimits, pareto_front
 from comfyui_avits.search.strategies import (BestOfNConfig, EvoSearchConfig, best_of_n, evosearch,
                                              naive)
 
-from fakes import CountingGenerator, Mean, NaNAfter
+from fakes import CountingGenerator, Fixed, Mean, NaNAfter
 
 
 def verifiers(scale=1.0):
@@ -71,7 +73,6 @@ def test_elites_carried_unchanged_and_children_mutated_from_the_pool():
     cfg = EvoSearchConfig(evolution_steps=(0,), population_sizes=(5, 5), elites=2)
     res = evosearch(gen, verifiers(), ARW(), cfg)
     gen0 = res.candidates[:5]
-    top2 = sorted(gen0, key=lambda c: -c.score)[:2]
     # the elites are not re-run: only 3 new candidates, each a child of a generation-0 candidate
     children = res.candidates[5:]
     assert len(children) == 3 and all(c.parent in {g.id for g in gen0} for c in children)
@@ -81,9 +82,23 @@ def test_elites_carried_unchanged_and_children_mutated_from_the_pool():
         parent_noise = gen.initial_noise([res.candidates[c.parent].seed])[0]
         eps = torch.randn(2, generator=torch.Generator().manual_seed(c.seed))
         child_noise = (1 - 0.04) ** 0.5 * parent_noise + 0.2 * eps
-        expect, _ = CountingGenerator().denoise([child_noise], 0, 30)
+        expect, _ = CountingGenerator().denoise([child_noise], 0, 30, [c.seed])
         assert torch.allclose(c.state, expect[0])
-    assert all(t.id in {c.id for c in res.candidates} for t in top2)
+
+
+def test_stochastic_elites_are_the_pool_best_rolled_out_again_with_new_noise():
+    gen = CountingGenerator(deterministic=False)
+    cfg = EvoSearchConfig(evolution_steps=(0,), population_sizes=(5, 5), elites=2)
+    res = evosearch(gen, verifiers(), WeightedSum(), cfg)
+    gen0, gen1 = res.candidates[:5], res.candidates[5:]
+    top2 = {c.id for c in sorted(gen0, key=lambda c: (-c.score, c.id))[:2]}
+    assert len(gen1) == 5
+    reruns = [c for c in gen1[:2]]  # elites come first in the new population
+    assert {c.parent for c in reruns} == top2
+    for c in reruns:  # unmutated: the parent's own initial noise, sampled with a new seed
+        noise = gen.initial_noise([res.candidates[c.parent].seed])
+        expect, _ = CountingGenerator(deterministic=False).denoise(noise, 0, 30, [c.seed])
+        assert c.seed not in {g.seed for g in gen0} and torch.allclose(c.state, expect[0])
 
 
 def test_intermediate_mutation_uses_sigma_of_the_step():
@@ -91,9 +106,9 @@ def test_intermediate_mutation_uses_sigma_of_the_step():
     cfg = EvoSearchConfig(evolution_steps=(10,), population_sizes=(4, 4), elites=1)
     res = evosearch(gen, verifiers(), ARW(), cfg)
     for c in res.candidates[4:]:
-        at10, _ = CountingGenerator().denoise(gen.initial_noise([res.candidates[c.parent].seed]), 0, 10)
+        at10, _ = CountingGenerator().denoise(gen.initial_noise([res.candidates[c.parent].seed]), 0, 10, [0])
         eps = torch.randn(2, generator=torch.Generator().manual_seed(c.seed))
-        expect, _ = CountingGenerator().denoise([at10[0] + (1 - 10 / 30) * eps], 10, 30)
+        expect, _ = CountingGenerator().denoise([at10[0] + (1 - 10 / 30) * eps], 10, 30, [c.seed])
         assert torch.allclose(c.state, expect[0])
 
 
@@ -181,7 +196,7 @@ def test_bad_best_of_n_and_verifier_sets():
         best_of_n(CountingGenerator(), verifiers(), ARW(), BestOfNConfig(n=0))
     with pytest.raises(SearchError, match="empty"):
         best_of_n(CountingGenerator(), [], ARW(), BestOfNConfig(n=2))
-    with pytest.raises(SearchError, match="share a name"):
+    with pytest.raises(SearchError, match="reward named .a."):
         best_of_n(CountingGenerator(), [Mean("a", "video"), Mean("a", "audio")], ARW(), BestOfNConfig(2))
 
 
@@ -198,3 +213,169 @@ def test_nan_verifier_is_a_clear_error_and_leaves_the_aggregator_unchanged():
 def test_pareto_front():
     r = torch.tensor([[1.0, 1.0], [2.0, 0.0], [0.5, 0.5], [1.0, 1.0], [0.0, 3.0]])
     assert pareto_front(r).tolist() == [True, True, False, True, True]
+
+
+# ---- selection: the winner is the argmax of the reported scores ---------------------------
+
+def test_rank_ties_the_winner_is_the_argmax_of_the_reported_scores():
+    # v1 ties, v2 prefers candidate 0: average ranks give 0 the higher score, and it wins
+    vs = [Fixed("v1", [1.0, 1.0]), Fixed("v2", [2.0, 1.0])]
+    res = best_of_n(CountingGenerator(), vs, Rank([0.8, 0.2]), BestOfNConfig(n=2))
+    scores = [c.score for c in res.candidates]
+    assert scores == pytest.approx([0.8 * 0.5 + 0.2 * 1, 0.8 * 0.5 + 0.2 * 0])
+    assert res.best.id == 0 == max(range(2), key=lambda i: (scores[i], -i))
+
+
+def test_a_winner_whose_clip_was_dropped_is_decoded_again():
+    # candidate 1 beats 0 on every reward, so 0's clip is dropped; with weight 0 on 'b' both
+    # score 1 and the tie goes to the lowest id: 0, decoded again from its stored latent
+    gen = CountingGenerator()
+    vs = [Fixed("a", [1.0, 1.0]), Fixed("b", [0.0, 5.0])]
+    res = best_of_n(gen, vs, WeightedSum({"a": 1.0, "b": 0.0}), BestOfNConfig(n=2))
+    assert [c.score for c in res.candidates] == [1.0, 1.0] and res.best.id == 0
+    assert gen.decode_calls == [2, 1]
+    again = CountingGenerator().decode([res.candidates[0].state])
+    assert torch.equal(res.best_av.video, again.video) and torch.equal(res.best_av.audio, again.audio)
+
+
+reward_sets = st.integers(1, 9).flatmap(lambda n: st.lists(
+    st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0]), min_size=n, max_size=n), min_size=2, max_size=3))
+
+
+@settings(max_examples=80, deadline=None)
+@given(reward_sets, st.sampled_from(AGGREGATORS), st.integers(1, 4))
+def test_best_is_the_argmax_of_the_scores_for_every_aggregator(table, name, chunk):
+    """Random reward sets full of ties, any aggregator, any chunking: best = argmax(score) with
+    ties to the lowest id, and the clip returned is the winner's."""
+    names = [f"r{k}" for k in range(len(table))]
+    vs = [Fixed(n, col) for n, col in zip(names, table)]
+    stats = {n: (0.5, 0.7) for n in names}
+    agg = make_aggregator(name, stats=stats)
+    gen = CountingGenerator()
+    res = best_of_n(gen, vs, agg, BestOfNConfig(n=len(table[0])), limits=SearchLimits(chunk_size=chunk))
+    scores = torch.tensor([c.score for c in res.candidates], dtype=torch.float64)
+    assert res.best.id == int(torch.argmax(scores)) and res.best.score == scores.max().item()
+    again = CountingGenerator().decode([res.best.state])
+    assert torch.equal(res.best_av.video, again.video)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.permutations(["a", "b", "c"]), st.lists(st.floats(0, 3), min_size=3, max_size=3))
+def test_same_weights_and_scales_per_name_under_any_verifier_order(order, w):
+    assume(sum(w) > 0)
+    table = {"a": [0.1, 0.9, 0.4], "b": [3.0, 1.0, 2.0], "c": [-1.0, 0.0, 5.0]}
+    weights = dict(zip("abc", w))
+    results = []
+    for names in (["a", "b", "c"], list(order)):
+        vs = [Fixed(n, table[n]) for n in names]
+        agg = ARW(weights=[weights[n] for n in names])  # positional, read in this set's order
+        res = best_of_n(CountingGenerator(), vs, agg, BestOfNConfig(n=3))
+        results.append(({k: round(v, 12) for k, v in agg.weights().items()}, agg.sigmas(),
+                        [round(c.score, 9) for c in res.candidates], res.best.id))
+    assert results[0][0] == results[1][0]
+    assert results[0][1] == pytest.approx(results[1][1])
+    assert results[0][2:] == results[1][2:]
+
+
+# ---- contracts ----------------------------------------------------------------------------
+
+def test_chunks_bound_every_batch_and_interrupts_are_checked_between_chunks():
+    gen, vs = CountingGenerator(), verifiers()
+    seen = []
+    res = best_of_n(gen, vs, WeightedSum(), BestOfNConfig(n=10), limits=SearchLimits(chunk_size=4),
+                    on_progress=lambda d, t, p: seen.append(d))
+    assert gen.calls == [(4, 0, 30), (4, 0, 30), (2, 0, 30)]
+    assert gen.seen_seeds == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert gen.decode_calls == [4, 4, 2] and [v.calls for v in vs] == [[4, 4, 2]] * 2
+    assert len(res.candidates) == 10 and res.nfe == 300
+    # after the last denoising step, progress moves after each chunk's decode and verify
+    assert seen[29:31] == [120, 124] and seen[59:61] == [240, 242]  # chunk after chunk
+    assert seen[-8:] == [300, 304, 308, 312, 316, 318, 320, 320]
+
+
+def test_the_plan_is_checked_against_the_limits_before_any_work():
+    gen, agg = CountingGenerator(), ARW()
+    with pytest.raises(SearchError, match="100006 candidates.*max_candidates = 1024"):
+        evosearch(gen, verifiers(), agg, EvoSearchConfig(population_sizes=(100000, 5, 5)))
+    with pytest.raises(SearchError, match="max_nfe = 100"):
+        best_of_n(gen, verifiers(), agg, BestOfNConfig(n=4), limits=SearchLimits(max_nfe=100))
+    gen.clip_bytes = lambda: 10**9  # 1 GB per decoded clip
+    with pytest.raises(SearchError, match="chunk of 8 decoded clips needs 8.00 GB.*max_chunk_gb = 4"):
+        best_of_n(gen, verifiers(), agg, BestOfNConfig(n=24), limits=SearchLimits(max_chunk_gb=4))
+    assert gen.nfe == 0 and gen.calls == [] and agg.history_size == 0
+    for bad in ({"chunk_size": 0}, {"max_candidates": float("nan")}, {"max_chunk_gb": float("inf")}):
+        with pytest.raises(SearchError):
+            SearchLimits(**bad)
+
+
+def test_a_stochastic_sampler_does_not_depend_on_who_shares_the_batch():
+    gen = CountingGenerator(deterministic=False)
+    noise = gen.initial_noise([1, 2, 3])
+    together, _ = gen.denoise(noise, 0, 30, [1, 2, 3])
+    alone, _ = gen.denoise(noise[1:2], 0, 30, [2])
+    assert torch.equal(together[1], alone[0])
+    a = best_of_n(CountingGenerator(deterministic=False), verifiers(), WeightedSum(), BestOfNConfig(6))
+    b = best_of_n(CountingGenerator(deterministic=False), verifiers(), WeightedSum(), BestOfNConfig(6),
+                  limits=SearchLimits(chunk_size=2))
+    assert all(torch.equal(x.state, y.state) for x, y in zip(a.candidates, b.candidates))
+
+
+def test_verifiers_read_the_search_prompt_when_given():
+    class Echo:
+        name = "echo"
+
+        def __init__(self):
+            self.prompts = []
+
+        def __call__(self, batch, prompts):
+            self.prompts += prompts
+            return torch.zeros(len(batch))
+
+    echo = Echo()
+    res = best_of_n(CountingGenerator(prompt=""), [echo], WeightedSum(), BestOfNConfig(2),
+                    prompt="a dog barking")
+    assert echo.prompts == ["a dog barking"] * 2 and res.report()["prompt"] == "a dog barking"
+    echo.prompts.clear()
+    best_of_n(CountingGenerator(prompt="from the generator"), [echo], WeightedSum(), BestOfNConfig(1))
+    assert echo.prompts == ["from the generator"]
+
+
+def test_a_verifier_may_give_several_named_rewards_from_one_pass():
+    class Pair:
+        name, rewards = "pair", ("pair_video", "pair_audio")
+
+        def __init__(self, keys=None):
+            self.calls, self.keys = 0, keys
+
+        def __call__(self, batch, prompts):
+            self.calls += 1
+            v, a = batch.video.flatten(1).mean(1), batch.audio.flatten(1).mean(1)
+            return dict(zip(self.keys or self.rewards, (v, a)))
+
+    pair = Pair()
+    res = best_of_n(CountingGenerator(), [pair], ARW(), BestOfNConfig(n=3))
+    assert pair.calls == 1 and set(res.candidates[0].rewards) == {"pair_video", "pair_audio"}
+    assert set(res.aggregator["sigmas"]) == {"pair_video", "pair_audio"}
+    with pytest.raises(RewardError, match="returned rewards .'x', 'y'., promised"):
+        best_of_n(CountingGenerator(), [Pair(keys=("x", "y"))], ARW(), BestOfNConfig(n=2))
+    with pytest.raises(SearchError, match="reward named 'pair_video'"):
+        best_of_n(CountingGenerator(), [pair, Mean("pair_video", "video")], ARW(), BestOfNConfig(2))
+
+
+def test_the_models_of_each_phase_are_placed_before_it_runs():
+    module = torch.nn.Linear(1, 1)
+
+    class WithModel(Mean):
+        def models(self):
+            return [module]
+
+    placed = []
+    best_of_n(CountingGenerator(), [WithModel("video", "video")], WeightedSum(), BestOfNConfig(5),
+              limits=SearchLimits(chunk_size=2), place=lambda phase, mods: placed.append((phase, mods)))
+    assert placed == [("verify", [module])] * 3  # once per chunk; the fake generator has none
+
+
+def test_the_winner_comes_back_as_a_comfyui_latent():
+    res = best_of_n(CountingGenerator(), verifiers(), WeightedSum(), BestOfNConfig(n=3))
+    assert res.best_latent["samples"].shape == (1, 2)
+    assert torch.equal(res.best_latent["samples"][0], res.best.state)

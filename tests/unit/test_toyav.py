@@ -10,8 +10,8 @@ import torch
 from comfyui_avits.generators.toyav import (COLORS, DIM, PALETTE, SHAPES, SOUNDS, ToyAVGenerator,
                                             compose_prompt, parse_prompt, prompt_set, split)
 from comfyui_avits.generators.toyav import latent
-from comfyui_avits.search.generator import Generator, HasOracle
-from comfyui_avits.verifiers.batch import AVBatch
+from comfyui_avits.core.generator import Generator, HasOracle
+from comfyui_avits.core.batch import AVBatch
 
 PROMPT = "a red ball bouncing, bell sound"
 FARNEBACK = (None, 0.5, 3, 15, 3, 5, 1.2, 0)  # the sync checks' Farneback parameters
@@ -46,11 +46,16 @@ def test_initial_noise_is_reproducible_per_seed(gen: ToyAVGenerator) -> None:
     assert video.numel() + audio.numel() == DIM
 
 
-def test_noise_like_draws_from_the_given_rng(gen: ToyAVGenerator) -> None:
+def test_mutation_follows_the_reference_and_is_reproducible_from_its_seed(gen: ToyAVGenerator) -> None:
     state = gen.initial_noise([0])[0]
-    first = gen.noise_like(state, torch.Generator().manual_seed(7))
-    again = gen.noise_like(state, torch.Generator().manual_seed(7))
-    assert torch.equal(first, again) and first.shape == state.shape
+    eps = torch.randn(state.shape, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(gen.mutate(state, 0, 0.2, 7, "reference"), gen.mutate(state, 0, 0.2, 7, "reference"))
+    assert torch.allclose(gen.mutate(state, 0, 0.2, 7, "reference"), 0.96 ** 0.5 * state + 0.2 * eps)
+    assert torch.allclose(gen.mutate(state, 10, 0.2, 7, "reference"), state + gen.sigma(10) * eps)
+    assert torch.allclose(gen.mutate(state, 10, 0.2, 7, "variance_preserving"),
+                          0.96 ** 0.5 * state + 0.2 * gen.sigma(10) * eps)
+    with pytest.raises(ValueError, match="mutation must be one of"):
+        gen.mutate(state, 10, 0.2, 7, "other")
 
 
 def test_sigma_runs_from_one_to_zero(gen: ToyAVGenerator) -> None:
@@ -61,9 +66,12 @@ def test_sigma_runs_from_one_to_zero(gen: ToyAVGenerator) -> None:
         gen.sigma(gen.steps + 1)
 
 
-def test_combine_is_linear(gen: ToyAVGenerator) -> None:
-    x, y = gen.initial_noise([1, 2])
-    assert torch.allclose(gen.combine(0.6, x, 0.8, y), 0.6 * x + 0.8 * y)
+def test_the_winner_is_a_comfyui_latent_and_the_schedule_is_reported(gen: ToyAVGenerator) -> None:
+    x = gen.initial_noise([1, 2])
+    latent = gen.to_latent(x)
+    assert latent["samples"].shape == (2, DIM) and torch.equal(latent["samples"][1], x[1])
+    assert gen.sigmas() == [gen.sigma(i) for i in range(gen.steps + 1)]
+    assert gen.clip_bytes() == 4 * (48 * 64 * 64 * 3 + 32000)
 
 
 def test_nfe_counts_one_per_state_per_step(gen: ToyAVGenerator) -> None:
@@ -110,7 +118,9 @@ def test_denoise_rejects_bad_ranges(gen: ToyAVGenerator) -> None:
 
 
 @pytest.mark.parametrize("kwargs", [dict(steps=0), dict(guidance=-1.0), dict(coupling=1.5),
-                                    dict(caption_noise=0.0), dict(width=8), dict(fps=0.0)])
+                                    dict(caption_noise=0.0), dict(width=8), dict(fps=0.0),
+                                    dict(guidance=float("nan")), dict(fps=float("inf")),
+                                    dict(duration=float("nan")), dict(steps=2.5)])
 def test_invalid_arguments_raise(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         ToyAVGenerator(PROMPT, **kwargs)
@@ -215,13 +225,12 @@ def test_naive_sampling_leaves_room_for_search() -> None:
 def test_mutations_change_outcomes(gen: ToyAVGenerator) -> None:
     noise = gen.initial_noise(range(32))
     out, recorded = gen.denoise(noise, 0, 30, record=[10])
-    rng = torch.Generator().manual_seed(0)
-    late = [gen.combine(1.0, s, gen.sigma(10), gen.noise_like(s, rng)) for s in recorded[10]]
-    early = [gen.combine(0.96 ** 0.5, s, 0.2, gen.noise_like(s, rng)) for s in noise]
+    late = [gen.mutate(s, 10, 0.2, k, "reference") for k, s in enumerate(recorded[10])]
+    early = [gen.mutate(s, 0, 0.2, 100 + k, "reference") for k, s in enumerate(noise)]
     changed = [sum(not torch.allclose(a, b, atol=1e-3)
                    for a, b in zip(out, gen.denoise(mutants, start, 30)[0]))
                for mutants, start in ((late, 10), (early, 0))]
-    assert changed[0] > 16 and 0 < changed[1] < 32
+    assert changed[0] >= 12 and 0 < changed[1] < 32
 
 
 def test_full_coupling_is_always_in_sync() -> None:

@@ -17,7 +17,7 @@ from comfyui_avits.search.aggregation import ARW  # noqa: E402
 from comfyui_avits.search.strategies import (BestOfNConfig, EvoSearchConfig, best_of_n,  # noqa: E402
                                              evosearch, naive)
 from comfyui_avits.verifiers.av_align import AVAlign  # noqa: E402
-from comfyui_avits.verifiers.toy_text_match import ToyTextMatch  # noqa: E402
+from comfyui_avits.generators.toyav import ToyTextMatch  # noqa: E402
 
 PROMPTS = prompt_set(8, seed=0)
 SEEDS_PER_PROMPT = 3  # distinct seeds for every prompt: whether a sample is in sync depends on its seed

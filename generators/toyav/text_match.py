@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from ..generators.toyav.vocabulary import COLORS, FILL_RATIO, PALETTE, SHAPES, SOUNDS, parse_prompt
-from .batch import AVBatch
+from ...core.batch import AVBatch
+from .vocabulary import COLORS, FILL_RATIO, PALETTE, SHAPES, SOUNDS, parse_prompt
 
 SOUND_CENTROID_HZ: dict[str, float] = {"bell": 900.0, "drum": 430.0, "whistle": 2400.0}
 """Where each timbre's spectral centroid lies: a bell rings in the middle, a drum thuds low, a

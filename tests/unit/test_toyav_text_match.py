@@ -9,9 +9,9 @@ import torch
 from comfyui_avits.generators.toyav import COLORS, SHAPES, SOUNDS, ToyAVGenerator, prompt_set
 from comfyui_avits.generators.toyav import latent
 from comfyui_avits.generators.toyav.vocabulary import parse_prompt
-from comfyui_avits.verifiers.base import Verifier
-from comfyui_avits.verifiers.batch import AVBatch
-from comfyui_avits.verifiers.toy_text_match import ToyTextMatch
+from comfyui_avits.core.verifier import Verifier
+from comfyui_avits.core.batch import AVBatch
+from comfyui_avits.generators.toyav import ToyTextMatch
 
 
 def render(gen: ToyAVGenerator, combos: list[tuple[str, str, str]], phase: float = 0.25) -> AVBatch:
