@@ -52,16 +52,10 @@ class SearchLimits:
     a clip takes (``clip_bytes()``)."""
 
     def __post_init__(self) -> None:
-        def check(name, value, lo, hi, integer=True):
-            try:
-                finite(name, value, lo, hi, integer=integer)
-            except ValueError as e:
-                raise SearchError(str(e)) from None
-
-        check("chunk_size", self.chunk_size, 1, 4096)
-        check("max_candidates", self.max_candidates, 1, 1_000_000)
-        check("max_nfe", self.max_nfe, 1, 10**9)
-        check("max_chunk_gb", self.max_chunk_gb, 0.001, 1e6, integer=False)
+        finite("chunk_size", self.chunk_size, 1, 4096, integer=True, error=SearchError)
+        finite("max_candidates", self.max_candidates, 1, 1_000_000, integer=True, error=SearchError)
+        finite("max_nfe", self.max_nfe, 1, 10**9, integer=True, error=SearchError)
+        finite("max_chunk_gb", self.max_chunk_gb, 0.001, 1e6, error=SearchError)
 
     def check(self, candidates: int, nfe: int, generator: Generator) -> None:
         """Refuse a plan over budget, naming the limit it breaks."""
@@ -135,7 +129,7 @@ class SearchRun:
         if self.on_progress is not None:
             self.on_progress(self.done, self.planned, preview)
 
-    def _enter(self, phase: str, owners: Sequence[Any]) -> None:
+    def _place(self, phase: str, owners: Sequence[Any]) -> None:
         mods = [m for owner in owners for m in verifier_api.models(owner)]
         if self.place is not None and mods:
             self.place(phase, mods)
@@ -145,7 +139,7 @@ class SearchRun:
         """Denoise in chunks of ``limits.chunk_size``, each state with its own seed."""
         finals: list[State] = []
         recorded: dict[int, list[State]] = {r: [] for r in record}
-        self._enter("generate", [self.generator])
+        self._place("generate", [self.generator])
         for part in _chunks(len(states), self.limits.chunk_size):
             with self.timed("generate"):
                 out, rec = self.generator.denoise(states[part], start, end, list(seeds[part]),
@@ -163,11 +157,11 @@ class SearchRun:
         new: dict[str, list[torch.Tensor]] = {k: [] for k in self.rewards}
         oracle: list[dict | None] = []
         for part in _chunks(len(finals), self.limits.chunk_size):
-            self._enter("decode", [self.generator])
+            self._place("decode", [self.generator])
             with self.timed("decode"):
                 av = self.generator.decode(finals[part])
             self.advance(part.stop - part.start)
-            self._enter("verify", self.verifiers)
+            self._place("verify", self.verifiers)
             with self.timed("verify"):
                 try:
                     got = check_rewards(verifier_api.score(self.verifiers, av,

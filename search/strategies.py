@@ -35,16 +35,8 @@ class BestOfNConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        _check("n", self.n, 1, None, integer=True, hint="Best-of-N needs n >= 1")
-        _check("seed", self.seed, 0, None, integer=True)
-
-
-def _check(name: str, value: Any, lo: float | None, hi: float | None, integer: bool = False,
-           lo_open: bool = False, hint: str = "") -> None:
-    try:
-        finite(name, value, lo, hi, integer=integer, lo_open=lo_open)
-    except ValueError as e:
-        raise SearchError(f"{hint}: {e}" if hint else str(e)) from None
+        finite("Best-of-N's n", self.n, 1, integer=True, error=SearchError)
+        finite("seed", self.seed, 0, integer=True, error=SearchError)
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,7 @@ class EvoSearchConfig:
         for what, values in (("an evolution step", e), ("a population size", p),
                              ("elites", [self.elites]), ("seed", [self.seed])):
             for v in values:
-                _check(what, v, 0, None, integer=True)
+                finite(what, v, 0, integer=True, error=SearchError)
         if sorted(set(e)) != e:
             raise SearchError(f"evolution steps must be strictly increasing, got {e}")
         if e[-1] >= steps:
@@ -77,8 +69,8 @@ class EvoSearchConfig:
         if not self.elites < min(p[1:]):
             raise SearchError(f"elites ({self.elites}) must be smaller than every evolved "
                               f"population ({p[1:]}), or nothing is left to evolve")
-        _check("mutation rate", self.mutation_rate, 0, 1, lo_open=True)
-        _check("tournament ratio", self.tournament_ratio, 0, 1, lo_open=True)
+        finite("mutation rate", self.mutation_rate, 0, 1, lo_open=True, error=SearchError)
+        finite("tournament ratio", self.tournament_ratio, 0, 1, lo_open=True, error=SearchError)
         if self.mutation not in MUTATIONS:
             raise SearchError(f"mutation must be one of {MUTATIONS}, got '{self.mutation}'")
 

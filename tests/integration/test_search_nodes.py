@@ -87,7 +87,7 @@ def test_the_models_a_verifier_runs_are_loaded_through_comfyui(comfy):
 
 
 @pytest.mark.parametrize("name,inputs,match", [
-    ("toyav_best_of_n", {"n": 0}, "n >= 1"),
+    ("toyav_best_of_n", {"n": 0}, r"Best-of-N's n must lie in \[1, inf\), got 0"),
     ("toyav_evosearch", {"elites": 5}, "elites"),
     ("toyav_evosearch", {"evolution_steps": "0, 40"}, "must lie in the schedule"),
     ("toyav_evosearch", {"population_sizes": "5, 5"}, "population sizes"),

@@ -64,6 +64,16 @@ def test_a_state_learned_from_another_verifier_set_refuses_before_any_work(comfy
     assert state_path(comfy, state).read_bytes() == before
 
 
+def test_a_reward_from_another_verifier_under_the_same_name_is_refused(comfy):
+    state = "identity"
+    before = seeded(comfy, state)
+    graph = load("toyav_best_of_n", state, n=2)  # swap the two verifiers' names
+    graph["2"]["inputs"]["name"], graph["3"]["inputs"]["name"] = "av_align", "toy_text_match"
+    failure(comfy, graph, "'av_align' was learned from av_align:AVAlign, this search uses "
+                          "av_align:ToyTextMatch.*reset the state or use another state name")
+    assert state_path(comfy, state).read_bytes() == before
+
+
 def test_two_arw_state_nodes_with_one_name_and_different_settings_fail(comfy):
     graph = load("toyav_best_of_n", "twice", n=2)
     graph["5b"] = json.loads(json.dumps(graph["5"]))

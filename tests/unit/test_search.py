@@ -192,7 +192,7 @@ def test_bad_evo_configs_fail_before_any_work(cfg, match):
 
 
 def test_bad_best_of_n_and_verifier_sets():
-    with pytest.raises(SearchError, match="n >= 1"):
+    with pytest.raises(SearchError, match=r"Best-of-N's n must lie in \[1, inf\), got 0"):
         best_of_n(CountingGenerator(), verifiers(), ARW(), BestOfNConfig(n=0))
     with pytest.raises(SearchError, match="empty"):
         best_of_n(CountingGenerator(), [], ARW(), BestOfNConfig(n=2))
