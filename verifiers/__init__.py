@@ -2,5 +2,6 @@
 
 from ..core.batch import AVBatch, MediaError
 from ..core.verifier import Verifier
+from .imagebind import AVHScore, ImageBindScore, JavisScore
 
-__all__ = ["AVBatch", "MediaError", "Verifier"]
+__all__ = ["AVBatch", "AVHScore", "ImageBindScore", "JavisScore", "MediaError", "Verifier"]
