@@ -18,7 +18,7 @@ import comfyui_avits.search.aggregation, comfyui_avits.search.strategies, comfyu
 import comfyui_avits.verifiers.av_align, comfyui_avits.generators.toyav.text_match, comfyui_avits.core
 import comfyui_avits.generators.toyav
 from comfyui_avits.search.aggregation import ARW
-from comfyui_avits.verifiers import AVBatch
+from comfyui_avits.verifiers import AVBatch, JavisScore, AVHScore, ImageBindScore
 ARW(weights=None, lr=0.05, iters=50, optimizer="adam", history_size=None)
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {mods!r})
 print(",".join(loaded))

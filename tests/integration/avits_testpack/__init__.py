@@ -111,9 +111,29 @@ class PauseInWriteNode(io.ComfyNode):
         return io.NodeOutput()
 
 
+class ClipNode(io.ComfyNode):
+    """Random frames (IMAGE) and sound (AUDIO) of any shape, for feeding AVITS_ScoreAV."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(node_id="AVITSTest_Clip", category="testing",
+                         inputs=[io.Int.Input("frames", min=0), io.Int.Input("height", min=1),
+                                 io.Int.Input("width", min=1), io.Int.Input("samples", min=0),
+                                 io.Int.Input("sample_rate", min=1), io.Int.Input("channels", min=1)],
+                         outputs=[io.Image.Output(), io.Audio.Output()])
+
+    @classmethod
+    def execute(cls, frames, height, width, samples, sample_rate, channels) -> io.NodeOutput:
+        g = torch.Generator().manual_seed(0)
+        images = torch.rand(frames, height, width, 3, generator=g)
+        audio = {"waveform": 0.1 * torch.randn(1, channels, samples, generator=g),
+                 "sample_rate": sample_rate}
+        return io.NodeOutput(images, audio)
+
+
 class Extension(ComfyExtension):
     async def get_node_list(self):
-        return [NaNVerifierNode, FixedRewardsNode, ModelVerifierNode, PauseInWriteNode]
+        return [NaNVerifierNode, FixedRewardsNode, ModelVerifierNode, PauseInWriteNode, ClipNode]
 
 
 async def comfy_entrypoint():

@@ -1,0 +1,74 @@
+"""Model files for the neural verifiers: ComfyUI model folders registered for them, the choice
+of files a loader offers, the dtype a device supports, and errors that say which file is
+missing, where it goes and where the official one is published."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import comfy.model_management
+import folder_paths
+import torch
+
+
+def register_folder(name: str, extensions: set[str] | None = None) -> None:
+    """``models/<name>/`` as a ComfyUI model folder (also under --base-directory)."""
+    path = os.path.join(folder_paths.models_dir, name)
+    if name not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[name] = ([path], extensions or set())
+    elif path not in folder_paths.folder_names_and_paths[name][0]:
+        folder_paths.add_model_folder_path(name, path)
+
+
+def file_choices(folder: str, default: str) -> list[str]:
+    """The files in a model folder, with the name the shipped workflows use always listed (a
+    missing default then fails on the loader with our message, not in validation)."""
+    return sorted(set(folder_paths.get_filename_list(folder)) | {default})
+
+
+def subfolder_choices(folder: str, default: str) -> list[str]:
+    """The checkpoint folders inside a model folder (for models published as folders)."""
+    names = {default}
+    for base in folder_paths.get_folder_paths(folder):
+        if os.path.isdir(base):
+            names |= {d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))}
+    return sorted(names)
+
+
+def find(folder: str, name: str, what: str, published: str, is_dir: bool = False) -> Path:
+    """The full path of ``name`` in model folder ``folder``, or an error that names the file,
+    the folders searched and where to get the official weights."""
+    for base in folder_paths.get_folder_paths(folder):
+        path = Path(base) / name
+        if (path.is_dir() if is_dir else path.is_file()):
+            return path
+    searched = ", ".join(folder_paths.get_folder_paths(folder))
+    raise FileNotFoundError(f"{what} '{name}' was not found in models/{folder}/ ({searched}). "
+                            f"Put the official {what} there: {published}")
+
+
+def file_state(folder: str, name: str) -> str:
+    """What a loader's cache key should follow: the file's path, size and modification time
+    (or that it is missing), so a file replaced on disk is loaded again."""
+    for base in folder_paths.get_folder_paths(folder):
+        path = Path(base) / name
+        if path.exists():
+            st = path.stat()
+            return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    return f"missing:{name}"
+
+
+def dtype_for(choice: str) -> torch.dtype:
+    """'auto': bf16 or fp16 where the compute device supports them, else fp32."""
+    if choice != "auto":
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[choice]
+    device = comfy.model_management.get_torch_device()
+    if comfy.model_management.should_use_bf16(device):
+        return torch.bfloat16
+    if comfy.model_management.should_use_fp16(device):
+        return torch.float16
+    return torch.float32
+
+
+DTYPES = ["auto", "fp32", "fp16", "bf16"]

@@ -1,0 +1,24 @@
+"""scripts/tiny_models DIR: tiny random twins of every model the pack loads, in the official
+formats and ComfyUI's models-folder layout, under the file names the shipped workflows use
+(``scripts/tiny_models .comfy/models`` makes every shipped workflow runnable on scripts/serve)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import tiny_imagebind  # noqa: E402
+
+WRITERS = {"imagebind": tiny_imagebind.write}
+
+
+def write_all(models_dir: Path) -> dict[str, Path]:
+    return {name: write(Path(models_dir)) for name, write in WRITERS.items()}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: scripts/tiny_models MODELS_DIR")
+    for name, path in write_all(Path(sys.argv[1])).items():
+        print(f"{name}: {path}")
