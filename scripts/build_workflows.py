@@ -19,7 +19,7 @@ from browser import open_frontend  # noqa: E402
 
 # Node positions by API id: generator and verifiers on the left, aggregation below, search right.
 LAYOUT = {"1": (40, 60), "2": (40, 460), "3": (40, 580), "4": (380, 480), "5": (40, 720),
-          "7": (380, 760), "6": (760, 60)}
+          "7": (380, 760), "6": (760, 60), "8": (40, 1000)}
 
 NOTES = {
     "toyav_best_of_n": [
@@ -49,6 +49,18 @@ NOTES = {
          "either alone gets 'hacked' (its own metric rises, the other falls).\n\nARW state learns "
          "one scale per verifier from every reward it has seen, across prompts and restarts; "
          "toggle 'reset' to start over. ARW scales shows what it learned."),
+    ],
+    "toyav_evosearch_javisscore": [
+        ((1180, 60), (440, 300),
+         "EvoSearch with a neural sync verifier\n\nAs the EvoSearch example, with the "
+         "paper's audio-video synchrony reward, JavisScore, in place of AV-Align. It needs "
+         "ImageBind: models/imagebind/imagebind_huge.pth (CC BY-NC-SA 4.0, from "
+         "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth) and the model code "
+         "(pip install --no-deps imagebind-unofficial==0.1.1 ftfy regex iopath einops timm)."),
+        ((760, 470), (400, 250),
+         "Verifiers and aggregation\n\nJavisScore compares every frame of each 2 s window "
+         "with that window's sound (the worst 40 % count). Paired with a text verifier under "
+         "ARW, as the paper pairs it with VideoReward-TA."),
     ],
 }
 

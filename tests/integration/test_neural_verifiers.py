@@ -104,3 +104,11 @@ def test_bad_media_gives_a_score_or_a_clear_error_and_the_server_stays_up(comfy,
         with pytest.raises((ExecutionFailed, QueueRejected), match=expect):
             comfy.run(graph)
     assert comfy.get("/system_stats")
+
+
+def test_the_shipped_javisscore_workflow_runs_on_the_tiny_models(comfy, models):
+    graph = load("toyav_evosearch_javisscore", "shipped-javisscore")
+    graph["5"]["inputs"]["reset"] = True
+    report = report_of(comfy.run(graph, timeout=600))
+    assert len(report["candidates"]) == 11
+    assert set(report["candidates"][0]["rewards"]) == {"toy_text_match", "javisscore"}
