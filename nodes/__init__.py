@@ -3,7 +3,8 @@
 from comfy_api.latest import Caching, ComfyExtension, io
 from server import PromptServer
 
-from . import aggregation, generators, imagebind, report, score, search, transactions, verifiers
+from . import (aggregation, generators, imagebind, qwen2vl, report, score, search, transactions,
+               verifiers)
 
 
 class AVITSExtension(ComfyExtension):
@@ -14,5 +15,5 @@ class AVITSExtension(ComfyExtension):
         PromptServer.instance.add_on_prompt_handler(transactions.keep_raw_resets)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*generators.NODES, *verifiers.NODES, *imagebind.NODES, *aggregation.NODES,
-                *search.NODES, *report.NODES, *score.NODES]
+        return [*generators.NODES, *verifiers.NODES, *imagebind.NODES, *qwen2vl.NODES,
+                *aggregation.NODES, *search.NODES, *report.NODES, *score.NODES]

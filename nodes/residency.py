@@ -4,25 +4,31 @@ when needed, offloaded when something else needs the memory)."""
 
 from __future__ import annotations
 
-import weakref
-
 import comfy.model_management
 import comfy.model_patcher
 import torch
 
-_patchers: "weakref.WeakKeyDictionary[torch.nn.Module, comfy.model_patcher.ModelPatcher]" = \
-    weakref.WeakKeyDictionary()
+
+class Held(torch.nn.Module):
+    """A module as ComfyUI's ModelPatcher holds it: the patcher keeps its bookkeeping
+    (device, loaded memory) as attributes of the module it manages, which a transformers model
+    refuses for ``device``, so it manages this holder instead."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
 
 
 def patcher(model: torch.nn.Module | comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
-    """The ModelPatcher that manages ``model`` (made once per module)."""
+    """The ModelPatcher that manages ``model``, made once and kept with the module (so it goes
+    when the module goes)."""
     if isinstance(model, comfy.model_patcher.ModelPatcher):
         return model
-    if model not in _patchers:
-        _patchers[model] = comfy.model_patcher.ModelPatcher(
-            model, load_device=comfy.model_management.get_torch_device(),
+    if getattr(model, "_avits_patcher", None) is None:
+        model._avits_patcher = comfy.model_patcher.ModelPatcher(
+            Held(model), load_device=comfy.model_management.get_torch_device(),
             offload_device=comfy.model_management.unet_offload_device())
-    return _patchers[model]
+    return model._avits_patcher
 
 
 def place(phase: str, models: list) -> None:

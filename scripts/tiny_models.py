@@ -9,8 +9,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_imagebind  # noqa: E402
+import tiny_videoreward  # noqa: E402
 
-WRITERS = {"imagebind": tiny_imagebind.write}
+WRITERS = {"imagebind": tiny_imagebind.write, "videoreward": tiny_videoreward.write,
+           "vqascore": tiny_videoreward.write_vqascore}
 
 
 def write_all(models_dir: Path) -> dict[str, Path]:

@@ -112,3 +112,35 @@ def test_the_shipped_javisscore_workflow_runs_on_the_tiny_models(comfy, models):
     report = report_of(comfy.run(graph, timeout=600))
     assert len(report["candidates"]) == 11
     assert set(report["candidates"][0]["rewards"]) == {"toy_text_match", "javisscore"}
+
+
+QWEN = {"vrl": {"class_type": "AVITS_VideoRewardLoader",
+                "inputs": {"folder": "VideoReward", "dtype": "fp32"}},
+        "vr": {"class_type": "AVITS_VideoReward",
+               "inputs": {"videoreward": ["vrl", 0], "outputs": "vq, mq, ta, overall", "name": "videoreward"}},
+        "vqa": {"class_type": "AVITS_VQAScore",
+                "inputs": {"folder": "Qwen2-VL-2B-Instruct", "dtype": "fp32", "name": "vqascore"}},
+        "qset": {"class_type": "AVITS_VerifierSet", "inputs": {"verifiers_1": ["vr", 0], "verifiers_2": ["vqa", 0]}}}
+
+
+def test_videoreward_and_vqascore_score_a_clip_through_the_api(comfy, models):
+    graph = {**score_graph(verifiers=("qset", 0)), **json.loads(json.dumps(QWEN))}
+    scores = scores_of(comfy.run(graph, timeout=600))
+    assert set(scores) == {"videoreward_vq", "videoreward_mq", "videoreward_ta",
+                           "videoreward_overall", "vqascore"}
+    parts = scores["videoreward_vq"] + scores["videoreward_mq"] + scores["videoreward_ta"]
+    assert scores["videoreward_overall"] == pytest.approx(parts, abs=1e-5)
+    assert 0 <= scores["vqascore"] <= 1
+
+
+def test_a_missing_qwen_folder_says_what_to_put_where(comfy, models):
+    graph = {**score_graph(verifiers=("qset", 0)), **json.loads(json.dumps(QWEN))}
+    path = models["videoreward"]
+    hidden = path.with_name("hidden-videoreward")
+    path.rename(hidden)
+    try:
+        with pytest.raises(ExecutionFailed, match=r"'VideoReward' was not found in "
+                                                  r"models/videoreward/.*huggingface.co/KwaiVGI/VideoReward"):
+            comfy.run(graph)
+    finally:
+        hidden.rename(path)

@@ -45,8 +45,8 @@ class ModelVerifier:
         return [self.module]
 
     def __call__(self, batch, prompts):
-        loaded = any(getattr(m.model, "model", None) is self.module
-                     for m in comfy.model_management.current_loaded_models)
+        loaded = any(self.module in list(m.model.model.modules())
+                     for m in comfy.model_management.current_loaded_models if m.model is not None)
         return torch.full((len(batch),), float(loaded))
 
 
