@@ -27,13 +27,13 @@ import torch
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
+from .frames import clip_normalise, to_uint8
+
 PATCH, MERGE, TEMPORAL = 14, 2, 2
 FACTOR = PATCH * MERGE  # frame sides are multiples of this
 VIDEO_MIN_PIXELS = 128 * 28 * 28
 MIN_FRAMES, MAX_FRAMES = 4, 768
 MAX_ASPECT_RATIO = 200
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 VIDEO_TOKEN = "<|video_pad|>"
 CHAT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -96,13 +96,6 @@ def frame_size(height: int, width: int, max_pixels: int,
     return h, w
 
 
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """[..., H, W, 3] floats in 0..1 as [..., 3, H, W] uint8, quantised as ComfyUI's video
-    writers do (scale by 255, clamp, truncate): the reference read 8-bit frames from a file."""
-    x = torch.nan_to_num(frames.detach().to("cpu", torch.float32) * 255).clamp(0, 255)
-    return x.to(torch.uint8).movedim(-1, -3)
-
-
 def patches(frames: torch.Tensor) -> torch.Tensor:
     """[T, 3, H, W] normalised frames (T even, H and W multiples of 28) as the Qwen2-VL
     processor's flattened patches [T/2 * H/14 * W/14, 3 * 2 * 14 * 14]: one row per 2-frame
@@ -138,9 +131,7 @@ def videos(video: torch.Tensor, source_fps: float, fps: float, max_pixels: int) 
     h, w = frame_size(height, width, max_pixels)
     frames = to_uint8(video.index_select(1, index)).flatten(0, 1)       # [N * t', 3, H, W]
     frames = TF.resize(frames, [h, w], interpolation=InterpolationMode.BICUBIC, antialias=True)
-    mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(3, 1, 1)
-    frames = ((frames.float() / 255 - mean) / std).unflatten(0, (n, len(index)))
+    frames = clip_normalise(frames.float() / 255, 1).unflatten(0, (n, len(index)))
     grid = torch.tensor([[len(index) // TEMPORAL, h // PATCH, w // PATCH]] * n)
     return Videos(torch.cat([patches(clip) for clip in frames]), grid)
 

@@ -18,6 +18,7 @@ import torchaudio
 from comfyui_avits.core.batch import MediaError
 from comfyui_avits.verifiers import AVBatch, AVHScore, ImageBindScore, JavisScore
 from comfyui_avits.verifiers.imagebind import CheckpointError, embedder, load_imagebind
+from comfyui_avits.verifiers.frames import CLIP_MEAN, CLIP_STD
 from comfyui_avits.verifiers.imagebind import preprocess as P
 from comfyui_avits.verifiers.imagebind.checkpoint import architecture
 from comfyui_avits.verifiers.imagebind.package import model_module, tokenizer
@@ -87,16 +88,16 @@ def test_frames_follow_the_reference_pil_pipeline():
     import torchvision.transforms as T
     from PIL import Image
     g = torch.Generator().manual_seed(3)
-    mean, std = torch.tensor(P.CLIP_MEAN)[:, None, None], torch.tensor(P.CLIP_STD)[:, None, None]
+    mean, std = torch.tensor(CLIP_MEAN)[:, None, None], torch.tensor(CLIP_STD)[:, None, None]
     reference = T.Compose([T.Resize(224, interpolation=T.InterpolationMode.BICUBIC),
-                           T.CenterCrop(224), T.ToTensor(), T.Normalize(P.CLIP_MEAN, P.CLIP_STD)])
+                           T.CenterCrop(224), T.ToTensor(), T.Normalize(CLIP_MEAN, CLIP_STD)])
     for h, w in ((90, 120), (120, 90), (300, 301), (20, 12)):
         frame = torch.rand(1, h, w, 3, generator=g)
-        pil = Image.fromarray((frame[0] * 255).round().byte().numpy())
+        pil = Image.fromarray((frame[0] * 255).byte().numpy())  # 8 bits, truncated
         assert torch.allclose(P.images(frame)[0], reference(pil), atol=1e-6), (h, w)
     exact = torch.rand(1, 224, 224, 3, generator=g)  # already 224 x 224: not resampled
     back = P.images(exact)[0] * std + mean
-    assert torch.allclose(back, (exact[0] * 255).round().permute(2, 0, 1) / 255, atol=1e-6)
+    assert torch.allclose(back, (exact[0] * 255).floor().permute(2, 0, 1) / 255, atol=1e-6)
 
 
 def test_fbank_is_the_reference_kaldi_call_cut_or_padded_to_204():
@@ -205,7 +206,7 @@ def test_javisscore_and_avhscore_equal_the_procedure_loop_by_loop(model, seconds
 def _video_by_hand(model, frames, fps):
     """5 clips of 2 s, 2 frames each, short side 224 (bilinear), 3 crops: 15 views averaged."""
     n, h, w = frames.shape[0], frames.shape[1], frames.shape[2]
-    x = (frames * 255).round().permute(0, 3, 1, 2) / 255
+    x = (frames * 255).floor().permute(0, 3, 1, 2) / 255
     views = []
     for k in range(5):
         start = Fraction(max(n / fps - 2, 0)) * k / 5
@@ -213,7 +214,7 @@ def _video_by_hand(model, frames, fps):
         two = x[[inside[0], inside[-1]]]
         nh, nw = (224, math.floor(w / h * 224)) if w >= h else (math.floor(h / w * 224), 224)
         two = F.interpolate(two, size=(nh, nw), mode="bilinear", align_corners=False)
-        two = (two - torch.tensor(P.CLIP_MEAN)[:, None, None]) / torch.tensor(P.CLIP_STD)[:, None, None]
+        two = (two - torch.tensor(CLIP_MEAN)[:, None, None]) / torch.tensor(CLIP_STD)[:, None, None]
         for left in (0, math.ceil((nw - 224) / 2), nw - 224):
             views.append(two[:, :, :, left:left + 224].permute(1, 0, 2, 3))
     return torch.stack([_embed_one(model, "vision", v[None]) for v in views]).mean(0)

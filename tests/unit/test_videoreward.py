@@ -19,6 +19,7 @@ from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 from comfyui_avits.core.batch import AVBatch, MediaError
 from comfyui_avits.core.verifier import score
 from comfyui_avits.verifiers import qwen2vl as Q
+from comfyui_avits.verifiers.frames import to_uint8
 from comfyui_avits.verifiers.videoreward import ModelFilesError, VideoReward, load_videoreward
 from comfyui_avits.verifiers.videoreward.checkpoint import (infer_config, merge_lora,
                                                             read_state_dict)
@@ -114,7 +115,7 @@ def test_patches_equal_the_transformers_processor():
     video = clips(frames=24, size=(50, 70)).video
     ours = Q.videos(video, 24.0, 2.0, 200704)
     h, w = Q.frame_size(50, 70, 200704)
-    frames = TF.resize(Q.to_uint8(video[0, Q.frame_indices(24, 24.0, 2.0)]), [h, w],
+    frames = TF.resize(to_uint8(video[0, Q.frame_indices(24, 24.0, 2.0)]), [h, w],
                        interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
     processor = Qwen2VLVideoProcessor(do_resize=False, do_sample_frames=False)
     ref = processor(videos=[frames], return_tensors="pt")
@@ -124,7 +125,7 @@ def test_patches_equal_the_transformers_processor():
 
 def test_frames_are_quantised_to_8_bits_by_truncation():
     x = torch.tensor([0.0, 0.5, 0.999, 1.0, 1.5, -0.2, float("nan")]).view(1, 1, 7, 1).expand(1, 1, 7, 3)
-    assert Q.to_uint8(x)[0, 0, 0].tolist() == [0, 127, 254, 255, 255, 0, 0]
+    assert to_uint8(x)[0, 0, 0].tolist() == [0, 127, 254, 255, 255, 0, 0]
 
 
 # --- scores -----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """ImageBind's input pipeline, as the reference computes it (algorithms reference, section 6),
 on the tensors a search holds: frames [T, H, W, 3] in 0..1, waveforms [C, S]. Frames are first
-quantised to 8 bits, as the reference read them from files. One implementation serves every
+quantised to 8 bits (``frames.to_uint8``), as the reference read them from files. One implementation serves every
 ImageBind score (TV/TA/AV-IB, AVHScore, JavisScore)."""
 
 from __future__ import annotations
@@ -13,27 +13,14 @@ import torch.nn.functional as F
 import torchaudio
 from PIL import Image
 
+from ..frames import clip_normalise, to_uint8
+
 SIZE = 224
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 2
 FBANK_BINS, FBANK_FRAMES = 128, 204
 FBANK_MEAN, FBANK_STD = -4.268, 9.138
 AUDIO_CLIPS, VIDEO_CLIPS, VIDEO_CLIP_FRAMES, VIDEO_CROPS = 3, 5, 2, 3
-
-
-def _uint8_levels(frames: torch.Tensor) -> torch.Tensor:
-    """[T, H, W, 3] in 0..1 -> [T, 3, H, W] float holding the 8-bit values 0..255."""
-    return (frames.detach().float().clamp(0, 1) * 255).round().permute(0, 3, 1, 2)
-
-
-def _normalise(x: torch.Tensor, channel_dim: int) -> torch.Tensor:
-    shape = [1] * x.ndim
-    shape[channel_dim] = 3
-    mean = torch.tensor(CLIP_MEAN, device=x.device).view(shape)
-    std = torch.tensor(CLIP_STD, device=x.device).view(shape)
-    return (x - mean) / std
 
 
 def images(frames: torch.Tensor) -> torch.Tensor:
@@ -42,15 +29,14 @@ def images(frames: torch.Tensor) -> torch.Tensor:
     h, w = frames.shape[1:3]
     size = (SIZE, int(SIZE * w / h)) if h <= w else (int(SIZE * h / w), SIZE)
     top, left = int(round((size[0] - SIZE) / 2.0)), int(round((size[1] - SIZE) / 2.0))
-    pixels = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     out = []
-    for frame in pixels:
+    for frame in to_uint8(frames).permute(0, 2, 3, 1).numpy():
         image = Image.fromarray(frame)
         if (h, w) != size:
             image = image.resize((size[1], size[0]), Image.BICUBIC)
         out.append(np.asarray(image)[top:top + SIZE, left:left + SIZE])
     x = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
-    return _normalise(x, 1)
+    return clip_normalise(x, 1)
 
 
 def to_16k(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -112,7 +98,7 @@ def video_views(frames: torch.Tensor, fps: float) -> torch.Tensor:
     i / fps falls in [start, start + 2)), two frames each (uniform subsample), short side scaled
     to 224 (bilinear, as pytorchvideo), CLIP normalisation, three spatial crops each."""
     n = frames.shape[0]
-    x = _uint8_levels(frames) / 255.0  # [T, 3, H, W]
+    x = to_uint8(frames).float() / 255.0  # [T, 3, H, W]
     views = []
     for start in clip_starts(n / fps, VIDEO_CLIPS):
         end = start + CLIP_SECONDS
@@ -121,7 +107,7 @@ def video_views(frames: torch.Tensor, fps: float) -> torch.Tensor:
         clip = x[[inside[int(p)] for p in pick]]  # [2, 3, H, W]
         h, w = clip.shape[-2:]
         size = (SIZE, int(w / h * SIZE)) if w >= h else (int(h / w * SIZE), SIZE)
-        clip = _normalise(F.interpolate(clip, size=size, mode="bilinear", align_corners=False), 1)
+        clip = clip_normalise(F.interpolate(clip, size=size, mode="bilinear", align_corners=False), 1)
         views += [_crop(clip, k).permute(1, 0, 2, 3) for k in range(VIDEO_CROPS)]  # [3, 2, 224, 224]
     return torch.stack(views)
 
