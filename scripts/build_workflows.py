@@ -17,9 +17,35 @@ sys.path.insert(0, str(Path(__file__).parent))
 from comfyctl import REPO, ComfyServer  # noqa: E402
 from browser import open_frontend  # noqa: E402
 
-# Node positions by API id: generator and verifiers on the left, aggregation below, search right.
-LAYOUT = {"1": (40, 60), "2": (40, 460), "3": (40, 580), "4": (380, 480), "5": (40, 720),
-          "7": (380, 760), "6": (760, 60), "8": (40, 1000)}
+# Node positions by API id. ToyAV: generator and verifiers on the left, aggregation below,
+# search right. LTX-2: ComfyUI's standard graph left to right, our search in place of
+# SamplerCustomAdvanced, the verifiers under it, decoding and saving at the right.
+TOYAV = {"1": (40, 60), "2": (40, 460), "3": (40, 580), "4": (380, 480), "5": (40, 720),
+         "7": (380, 760), "6": (760, 60), "8": (40, 1000)}
+LTX2 = {"1": (40, 60), "2": (40, 260), "3": (40, 400), "4": (420, 60), "5": (420, 320),
+        "6": (820, 60), "7": (820, 300), "8": (820, 500), "9": (1180, 400), "10": (1180, 60),
+        "11": (1180, 200), "12": (1180, 560), "13": (1560, 60), "14": (1180, 820), "15": (1560, 820),
+        "16": (1180, 1000), "17": (1560, 1000), "18": (1940, 900), "19": (1940, 1080),
+        "20": (1940, 60), "21": (2360, 60), "22": (2360, 240), "23": (2360, 400),
+        "24": (2740, 60), "25": (3100, 60)}
+LAYOUTS = {"toyav_best_of_n": TOYAV, "toyav_evosearch": TOYAV, "toyav_evosearch_javisscore": TOYAV,
+           "ltx2_best_of_n_arw": LTX2, "ltx2_evosearch_arw": LTX2}
+
+LTX2_FILES = (
+    "Model files\n\nmodels/checkpoints/ltx-2-19b-distilled.safetensors (LTX-2 with its video "
+    "VAE, audio VAE and vocoder; https://huggingface.co/Lightricks/LTX-2)\n"
+    "models/text_encoders/gemma_3_12B_it.safetensors (the Gemma 3 text encoder)\n"
+    "models/videoreward/VideoReward/ (https://huggingface.co/KwaiVGI/VideoReward)\n"
+    "models/imagebind/imagebind_huge.pth (https://dl.fbaipublicfiles.com/imagebind/"
+    "imagebind_huge.pth, CC BY-NC-SA 4.0; pip install --no-deps imagebind-unofficial==0.1.1 "
+    "ftfy regex iopath einops timm)\n\nSettings\nDistilled model (this graph): the 8 manual "
+    "sigmas, euler, CFG 1.\nFull model: LTXVScheduler (20 steps, max_shift 2.05, base_shift "
+    "0.95) in place of the manual sigmas, CFG about 4 (or a multimodal guider: audio ~7, video ~3).")
+LTX2_VERIFIERS = (
+    "Verifiers\n\nVideoReward-TA (does the video show the prompt?) plus JavisScore (does the "
+    "sound move with the picture?), combined by ARW: the study's best pair. Either alone gets "
+    "'hacked'. The ARW state 'ltx2' keeps learning across prompts; a failed prompt leaves it "
+    "unchanged.")
 
 NOTES = {
     "toyav_best_of_n": [
@@ -49,6 +75,26 @@ NOTES = {
          "either alone gets 'hacked' (its own metric rises, the other falls).\n\nARW state learns "
          "one scale per verifier from every reward it has seen, across prompts and restarts; "
          "toggle 'reset' to start over. ARW scales shows what it learned."),
+    ],
+    "ltx2_best_of_n_arw": [
+        ((1560, 360), (360, 420),
+         "Best-of-N on LTX-2\n\nThe standard LTX-2 text-to-audio-video graph with AVITS "
+         "Best-of-N in place of SamplerCustomAdvanced: the same checkpoint, conditioning, guider, "
+         "sampler and sigmas, N seeds (seed..seed+N-1, each exactly what SamplerCustomAdvanced "
+         "gives for that seed), the winner decoded and saved. For a two-stage graph put the "
+         "search in stage 1 and send its latent to the upsampler and stage 2.\n\nmax_batch on "
+         "the generator: candidates through the model at once (memory)."),
+        ((40, 620), (700, 420), LTX2_FILES),
+        ((2360, 600), (360, 300), LTX2_VERIFIERS),
+    ],
+    "ltx2_evosearch_arw": [
+        ((1560, 360), (360, 420),
+         "EvoSearch on LTX-2\n\nEvolves the initial noise (step 0) and the states after 4 of "
+         "the 8 distilled steps: elites are kept, tournament winners mutated in the model's own "
+         "noise scaling (guide frames never noised). 4 + 3 + 3 candidates; unmutated elites are "
+         "never sampled again."),
+        ((40, 620), (700, 420), LTX2_FILES),
+        ((2360, 600), (360, 300), LTX2_VERIFIERS),
     ],
     "toyav_evosearch_javisscore": [
         ((1180, 60), (440, 300),
@@ -90,7 +136,7 @@ def main() -> None:
         with open_frontend(server) as page:
             for name, notes in NOTES.items():
                 api = json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text())
-                ui = page.evaluate(BUILD, [api, LAYOUT, notes])
+                ui = page.evaluate(BUILD, [api, LAYOUTS[name], notes])
                 # the notes' text goes in here: set from script, the widget value is not serialised
                 for node, (_, _, text) in zip([n for n in ui["nodes"] if n["type"] == "Note"], notes):
                     node["widgets_values"] = [text]

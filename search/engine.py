@@ -160,7 +160,7 @@ class SearchRun:
             self._place("decode", [self.generator])
             with self.timed("decode"):
                 av = self.generator.decode(finals[part])
-            self.advance(part.stop - part.start)
+            self.advance(part.stop - part.start, av.clip(len(av) - 1))  # the newest candidate
             self._place("verify", self.verifiers)
             with self.timed("verify"):
                 try:

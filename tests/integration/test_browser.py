@@ -15,6 +15,7 @@ from conftest import ARTIFACTS
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 UI_WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
+MODEL_LOADERS = {"CheckpointLoaderSimple", "LTXVAudioVAELoader", "LTXAVTextEncoderLoader"}
 
 OPEN = """async (workflow) => {
   const registered = new Set(Object.keys(window.LiteGraph.registered_node_types));
@@ -33,7 +34,8 @@ OPEN = """async (workflow) => {
 
 def test_there_are_workflows():
     names = {p.name for p in UI_WORKFLOWS}
-    assert {"toyav_best_of_n.json", "toyav_evosearch.json"} <= names
+    assert {"toyav_best_of_n.json", "toyav_evosearch.json", "ltx2_best_of_n_arw.json",
+            "ltx2_evosearch_arw.json"} <= names
     for p in UI_WORKFLOWS:
         assert (REPO / "workflows" / "api" / p.name).exists(), f"{p.name} has no API twin"
 
@@ -43,13 +45,15 @@ def test_workflows_open_with_no_missing_nodes(comfy):
     with open_frontend(comfy) as page:
         avits = page.evaluate("Object.keys(window.LiteGraph.registered_node_types)"
                               ".filter((t) => t.startsWith('AVITS_'))")
-        assert {"AVITS_BestOfN", "AVITS_EvoSearch", "AVITS_ARWState"} <= set(avits)
+        assert {"AVITS_BestOfN", "AVITS_EvoSearch", "AVITS_ARWState", "AVITS_ComfyAVGenerator"} <= set(avits)
         for path in UI_WORKFLOWS:
             workflow = json.loads(path.read_text())
             result = page.evaluate(OPEN, workflow)
             assert result["missing"] == [], f"{path.name}: missing node types {result['missing']}"
             assert result["loaded"] == len(workflow["nodes"])
             assert sorted(result["types"]) == sorted(n["type"] for n in workflow["nodes"])
-            assert not result["errors"] and not result["dialog"], result
+            # ComfyUI's own loaders flag model files this test server does not have (LTX-2,
+            # Gemma); any other error is a broken workflow
+            assert set(result["errors"]) <= MODEL_LOADERS and not result["dialog"], result
             page.screenshot(path=str(ARTIFACTS / f"workflow-{path.stem}.png"))
     assert (ARTIFACTS / f"workflow-{UI_WORKFLOWS[0].stem}.png").stat().st_size > 10_000

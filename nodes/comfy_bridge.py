@@ -1,0 +1,250 @@
+"""The generator protocol over any model ComfyUI can sample: a GUIDER (any guider: CFG, basic,
+dual or multimodal), a SAMPLER, SIGMAS and a LATENT (a plain latent or an LTX-2 NestedTensor of
+video and audio), decoded by the VAE and, for joint models, the audio VAE. Everything runs
+through ComfyUI's own code: noise as RandomNoise makes it, step ranges by splitting the sigmas
+(as SplitSigmas), the guider's own sample(), the model's own noise scaling for mutations.
+
+A state at step 0 is an initial noise; at a later step it is what the sampler hands back when
+stopped there (for flow models x_k / (1 - sigma_k), the "latent" a second SamplerCustomAdvanced
+continues from with zero noise). States are kept per candidate with batch size 1.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+import comfy.model_management
+import comfy.sample
+import comfy.sampler_helpers
+import comfy.utils
+import torch
+from comfy.nested_tensor import NestedTensor
+from comfy_api.latest import io
+
+from ..core.batch import AVBatch
+from ..core.checks import finite
+from ..core.generator import StepCallback, mutate_flow_state
+from . import types
+
+SILENT_RATE = 16000
+"""Sample rate of the silent track given to video-only models (the verifiers need audio)."""
+
+
+def _parts(x) -> list[torch.Tensor]:
+    return list(x.unbind()) if getattr(x, "is_nested", False) else [x]
+
+
+def _like(template, parts: list[torch.Tensor]):
+    return NestedTensor(parts) if getattr(template, "is_nested", False) else parts[0]
+
+
+def _cat(states: list):
+    return _like(states[0], [torch.cat(p) for p in zip(*(_parts(s) for s in states))])
+
+
+def _split(x) -> list:
+    parts = _parts(x)
+    return [_like(x, [p[i:i + 1] for p in parts]) for i in range(parts[0].shape[0])]
+
+
+def _stochastic(sampler) -> bool:
+    """A sampler draws noise while it runs when its function takes a noise sampler (k-diffusion's
+    ancestral and SDE samplers); one we cannot inspect counts as stochastic, which is safe."""
+    fn = getattr(sampler, "sampler_function", None)
+    try:
+        return fn is None or "noise_sampler" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+
+
+class ComfyAVGenerator:
+    """Candidates sampled by ComfyUI's samplers from one LATENT of batch size 1."""
+
+    def __init__(self, guider, sampler, sigmas: torch.Tensor, latent: dict, vae, audio_vae=None,
+                 prompt: str = "", fps: float = 24.0, max_batch: int = 4) -> None:
+        samples = latent["samples"]
+        if _parts(samples)[0].shape[0] != 1:
+            raise ValueError(f"the latent has batch size {_parts(samples)[0].shape[0]}; give one "
+                             "of batch size 1: the search makes the batch of candidates itself")
+        if sigmas.ndim != 1 or len(sigmas) < 2:
+            raise ValueError(f"need a schedule of at least 2 sigmas, got {tuple(sigmas.shape)}")
+        self.guider, self.sampler, self.vae, self.audio_vae = guider, sampler, vae, audio_vae
+        self.schedule = sigmas.detach().float().cpu()
+        self.latent = latent
+        self._samples = comfy.sample.fix_empty_latent_channels(
+            guider.model_patcher, samples, latent.get("downscale_ratio_spacial"),
+            latent.get("downscale_ratio_temporal"))
+        self._mask = latent.get("noise_mask")
+        self.prompt = prompt
+        self.fps = finite("fps", fps, 0, 240, lo_open=True)
+        self.max_batch = int(finite("max_batch", max_batch, 1, 4096, integer=True))
+        self.steps = len(self.schedule) - 1
+        self.deterministic = not _stochastic(sampler)
+        self.nfe = 0
+
+    # --- the schedule and the noise ------------------------------------------------------------
+    def sigmas(self) -> list[float]:
+        return self.schedule.tolist()
+
+    def initial_noise(self, seeds: Sequence[int]) -> list:
+        """The noise RandomNoise(seed) gives for the latent (one generator, stream by stream)."""
+        return [comfy.sample.prepare_noise(self._samples, int(s)) for s in seeds]
+
+    def mutate(self, state, step: int, beta: float, seed: int, mode: str):
+        """Step 0: sqrt(1 - beta^2) noise + beta eps. Later: the reference's sigma eps added to
+        the noisy latent the model sees (model_sampling.noise_scaling), and only where the
+        noise mask lets the sampler denoise (guide frames stay as they are)."""
+        eps = comfy.sample.prepare_noise(state, int(seed))
+        sigma = float(self.schedule[step])
+        if step == 0:
+            return _like(state, [mutate_flow_state(x, e, 0, sigma, beta, mode)
+                                 for x, e in zip(_parts(state), _parts(eps))])
+        model = self.guider.model_patcher.model
+        sampling = self.guider.model_patcher.get_model_object("model_sampling")
+        flat, shapes = comfy.utils.pack_latents(_parts(state))
+        noise, _ = comfy.utils.pack_latents(_parts(eps))
+        s = torch.tensor(sigma)
+        x = sampling.noise_scaling(s, torch.zeros_like(flat), model.process_latent_in(flat))
+        moved = mutate_flow_state(x, noise, step, sigma, beta, mode)
+        mask = self._flat_mask(shapes, flat.device)
+        if mask is not None:
+            moved = x + mask * (moved - x)
+        out = model.process_latent_out(sampling.inverse_noise_scaling(s, moved))
+        return _like(state, comfy.utils.unpack_latents(out, shapes))
+
+    def _flat_mask(self, shapes, device) -> torch.Tensor | None:
+        if self._mask is None:
+            return None
+        masks = _parts(self._mask)[:len(shapes)]
+        masks += [torch.ones(sh) for sh in shapes[len(masks):]]
+        masks = [comfy.sampler_helpers.prepare_mask(m, sh, device) for m, sh in zip(masks, shapes)]
+        return comfy.utils.pack_latents(masks)[0].float()
+
+    # --- sampling -------------------------------------------------------------------------------
+    def denoise(self, states: list, start: int, end: int, seeds: Sequence[int] = (),
+                record: Sequence[int] = (), on_step: StepCallback | None = None):
+        """The states from step ``start`` to ``end`` through guider.sample on sigma ranges,
+        stopping at every step in ``record``. A deterministic sampler runs up to ``max_batch``
+        candidates per call; a stochastic one runs each alone with its own seed (so its noise
+        does not depend on the batch)."""
+        if not 0 <= start <= end <= self.steps:
+            raise ValueError(f"need 0 <= start <= end <= {self.steps}, got {start}, {end}")
+        stops = sorted({r for r in record if start < r < end} | {end})
+        recorded = {r: list(states) for r in record if r == start}
+        seeds = list(seeds) or [0] * len(states)
+        current, at = list(states), start
+        for stop in stops:
+            if stop > at:
+                current = self._run(current, seeds, at, stop, on_step)
+            at = stop
+            if stop in record:
+                recorded[stop] = list(current)
+        return current, recorded
+
+    def _run(self, states: list, seeds: list[int], start: int, end: int, on_step) -> list:
+        group = self.max_batch if self.deterministic else 1
+        out = []
+        for i in range(0, len(states), group):
+            part, seed = states[i:i + group], seeds[i] + 1_000_003 * start
+            out += _split(self._sample(_cat(part), len(part), start, end, seed, on_step))
+        return out
+
+    def _sample(self, x, n: int, start: int, end: int, seed: int, on_step):
+        if start == 0:
+            noise, latent = x, _cat([self._samples] * n)
+        else:
+            noise, latent = _like(x, [torch.zeros_like(p) for p in _parts(x)]), x
+        calls = []
+        own = vars(self.guider).get("predict_noise")
+        predict = self.guider.predict_noise
+
+        def counted(*args, **kwargs):  # one call per denoiser evaluation of the whole batch
+            calls.append(1)
+            return predict(*args, **kwargs)
+
+        def callback(step, x0, xs, total):
+            if on_step is not None:
+                on_step(n)
+
+        self.guider.predict_noise = counted
+        try:
+            out = self.guider.sample(noise, latent, self.sampler, self.schedule[start:end + 1],
+                                     denoise_mask=self._mask, callback=callback,
+                                     disable_pbar=True, seed=seed)
+        finally:
+            if own is None:
+                del self.guider.predict_noise
+            else:
+                self.guider.predict_noise = own
+            self.nfe += n * len(calls)
+        return out.to(comfy.model_management.intermediate_device())
+
+    # --- finished samples ----------------------------------------------------------------------
+    def decode(self, states: list) -> AVBatch:
+        parts = _parts(_cat(states))
+        video = self.vae.decode(parts[0]).float().cpu()
+        if video.ndim == 4:  # an image model: each candidate is one frame
+            video = video[:, None]
+        if self.audio_vae is not None and len(parts) > 1:
+            audio = self.audio_vae.decode(parts[-1]).movedim(-1, 1).float().cpu()
+            rate = int(self.audio_vae.first_stage_model.output_sample_rate)
+        else:
+            audio = torch.zeros(video.shape[0], 1, max(1, round(video.shape[1] / self.fps * SILENT_RATE)))
+            rate = SILENT_RATE
+        return AVBatch(video.clamp(0, 1), self.fps, audio, rate)
+
+    def store(self, state):
+        return state.to(comfy.model_management.intermediate_device())
+
+    def to_latent(self, states: list) -> dict:
+        out = {k: v for k, v in self.latent.items()
+               if k not in ("samples", "batch_index", "downscale_ratio_spacial", "downscale_ratio_temporal")}
+        out["samples"] = _cat(states)
+        return out
+
+
+class ComfyAVGeneratorNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AVITS_ComfyAVGenerator", display_name="AVITS ComfyUI AV Generator",
+            category="AVITS/generators",
+            description="Wraps the graph you would give SamplerCustomAdvanced (guider, sampler, "
+                        "sigmas, latent) plus the VAEs, so a search node samples candidates with "
+                        "ComfyUI's own samplers: LTX-2 audio-video latents or any MODEL's.",
+            inputs=[
+                io.Guider.Input("guider", tooltip="Any guider: CFGGuider, BasicGuider, a dual or "
+                                                  "multimodal audio/video guider."),
+                io.Sampler.Input("sampler", tooltip="From KSamplerSelect or any SAMPLER node; an "
+                                                    "ancestral (noisy) sampler is run candidate by "
+                                                    "candidate with each candidate's seed."),
+                io.Sigmas.Input("sigmas", tooltip="The full schedule (e.g. LTXVScheduler, or the "
+                                                  "distilled model's 8 manual sigmas)."),
+                io.Latent.Input("latent", tooltip="A batch-1 latent: LTXVConcatAVLatent for LTX-2 "
+                                                  "audio-video, or any empty latent (its noise "
+                                                  "mask is kept: guide frames are never noised)."),
+                io.Vae.Input("vae", tooltip="The video (or image) VAE."),
+                io.Vae.Input("audio_vae", optional=True,
+                             tooltip="LTX-2's audio VAE (LTXVAudioVAELoader); without it a video "
+                                     "model's candidates get a silent track."),
+                io.String.Input("prompt", default="", multiline=True, optional=True,
+                                tooltip="The text the verifiers read (the conditioning carries "
+                                        "none); the search node's prompt overrides it."),
+                io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=1.0, optional=True,
+                               tooltip="Frame rate of the decoded video (LTXVConditioning's)."),
+                io.Int.Input("max_batch", default=4, min=1, max=256, optional=True, advanced=True,
+                             tooltip="Candidates sampled through the model at once; 1 runs them "
+                                     "one after the other (least memory)."),
+            ],
+            outputs=[types.Generator.Output(display_name="generator")],
+        )
+
+    @classmethod
+    def execute(cls, guider, sampler, sigmas, latent, vae, audio_vae=None, prompt="", fps=25.0,
+                max_batch=4) -> io.NodeOutput:
+        return io.NodeOutput(ComfyAVGenerator(guider, sampler, sigmas, latent, vae, audio_vae,
+                                              prompt.strip(), fps, max_batch))
+
+
+NODES = [ComfyAVGeneratorNode]

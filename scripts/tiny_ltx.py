@@ -1,0 +1,145 @@
+"""Tiny random twins of LTX-2 in ComfyUI 0.30.0's own file formats, so tests can load them
+through ComfyUI's real loaders and sample them on the CPU in well under a second.
+
+``write`` lays them out in ComfyUI's models folder:
+
+- ``diffusion_models/ltxav_tiny.safetensors``: LTX-AV (joint audio-video), for UNETLoader
+- ``diffusion_models/ltxv_tiny.safetensors``: LTX-Video (video only), for UNETLoader
+- ``vae/ltxv_vae_tiny.safetensors``: the video VAE, for VAELoader
+- ``checkpoints/ltxav_audio_vae_tiny.safetensors``: audio VAE + vocoder, for LTXVAudioVAELoader
+
+The modules are ComfyUI's own classes; the architecture travels in the safetensors metadata
+``config`` (ComfyUI reads only a few sizes off the shapes and takes the rest from there). There
+is no tiny text encoder (Gemma 3's size is fixed in ComfyUI's code): the transformers take
+``caption_channels=1024`` so LotusConditioning's constant [1, 2, 1024] conditioning stands in.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+SEED = 0
+
+# Video and audio streams of 2 heads each; cross_attention_dim = heads * head_dim (the caption
+# projection's width); connector heads * dim = caption_channels; connector_num_layers=0 keeps
+# only its learnable registers (the 1-layer connector is 25M parameters).
+LTXAV = dict(in_channels=128, audio_in_channels=128, num_attention_heads=2, attention_head_dim=32,
+             cross_attention_dim=64, audio_num_attention_heads=2, audio_attention_head_dim=16,
+             audio_cross_attention_dim=32, caption_channels=1024, num_layers=1,
+             connector_num_attention_heads=8, connector_attention_head_dim=128,
+             connector_num_layers=0)
+LTXV = dict(in_channels=128, num_attention_heads=2, attention_head_dim=32, cross_attention_dim=64,
+            caption_channels=1024, num_layers=1)
+
+# LTX-2's layout (x32 space, x8 time, 128 latent channels) at 8 channels throughout.
+# timestep_conditioning stays off: with it, decode adds unseeded noise to the latent.
+VIDEO_VAE = {
+    "_class_name": "CausalVideoAutoencoder", "dims": 3, "in_channels": 3, "out_channels": 3,
+    "latent_channels": 128, "patch_size": 4, "norm_layer": "pixel_norm",
+    "latent_log_var": "uniform", "use_quant_conv": False, "causal_decoder": False,
+    "timestep_conditioning": False, "encoder_base_channels": 8, "decoder_base_channels": 8,
+    "encoder_blocks": [["res_x", {"num_layers": 1}], ["compress_space_res", {"multiplier": 1}],
+                       ["compress_time_res", {"multiplier": 1}],
+                       ["compress_all_res", {"multiplier": 1}],
+                       ["compress_all_res", {"multiplier": 1}]],
+    "decoder_blocks": [["res_x", {"num_layers": 1, "inject_noise": False}],
+                       *[["compress_all", {"residual": True, "multiplier": 1}]] * 3,
+                       ["res_x", {"num_layers": 1, "inject_noise": False}]],
+}
+# 16 kHz stereo mel VAE (8 latent channels x 16 frequency bins, as the transformer expects).
+AUDIO_VAE = {
+    "model": {"params": {"sampling_rate": 16000, "ddconfig": {
+        "double_z": True, "mel_bins": 64, "z_channels": 8, "resolution": 256,
+        "downsample_time": False, "in_channels": 2, "out_ch": 2, "ch": 8, "ch_mult": [1, 2, 4],
+        "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0,
+        "mid_block_add_attention": False, "norm_type": "pixel", "causality_axis": "height"}}},
+    "preprocessing": {"stft": {"filter_length": 1024, "hop_length": 160}},
+}
+VOCODER = {"resblock": "1", "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]],
+           "upsample_rates": [5, 4, 2, 2, 2], "upsample_kernel_sizes": [10, 8, 4, 4, 4],
+           "upsample_initial_channel": 64, "stereo": True}
+
+FILES = {"ltxav": "diffusion_models/ltxav_tiny.safetensors",
+         "ltxv": "diffusion_models/ltxv_tiny.safetensors",
+         "vae": "vae/ltxv_vae_tiny.safetensors",
+         "audio_vae": "checkpoints/ltxav_audio_vae_tiny.safetensors"}
+
+
+def _import_comfy() -> None:
+    """ComfyUI's modules parse sys.argv on import: outside its main.py, parse ``--cpu`` only."""
+    if "comfy.cli_args" in sys.modules:
+        return
+    from comfyctl import comfyui_dir
+
+    sys.path.insert(0, str(comfyui_dir()))
+    import comfy.options
+
+    comfy.options.enable_args_parsing()
+    argv, sys.argv = sys.argv, [sys.argv[0], "--cpu"]
+    try:
+        import comfy.cli_args  # noqa: F401
+    finally:
+        sys.argv = argv
+
+
+def _random(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """The module's state dict filled with randn * 0.02 from one seeded generator (ComfyUI's
+    operations leave the weights uninitialised); the latent statistics as identity so that
+    (de)normalising neither flips nor blows up the latents."""
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, value in module.state_dict().items():
+        if key.endswith("std-of-means"):
+            sd[key] = torch.ones(value.shape)
+        elif key.endswith("mean-of-means"):
+            sd[key] = torch.zeros(value.shape)
+        else:
+            sd[key] = torch.randn(value.shape, generator=gen) * 0.02
+    return sd
+
+
+def state_dicts(seed: int = SEED) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
+    """Each file's float32 state dict and the ``config`` metadata its loader reads."""
+    _import_comfy()
+    import comfy.ops
+    from comfy.ldm.lightricks.av_model import LTXAVModel
+    from comfy.ldm.lightricks.model import LTXVModel
+    from comfy.ldm.lightricks.vae.audio_vae import AudioVAE
+    from comfy.ldm.lightricks.vae.causal_video_autoencoder import VideoVAE
+
+    ops = comfy.ops.disable_weight_init
+    audio_config = {"audio_vae": AUDIO_VAE, "vocoder": VOCODER}
+    audio = _random(AudioVAE(metadata={"config": json.dumps(audio_config)}), seed + 3)
+    # the loader keeps only audio_vae.* (as the wrapper's autoencoder.*) and vocoder.*
+    audio = {k.replace("autoencoder.", "audio_vae.", 1): v for k, v in audio.items()}
+    return {
+        "ltxav": (_random(LTXAVModel(**LTXAV, operations=ops), seed), {"transformer": LTXAV}),
+        "ltxv": (_random(LTXVModel(**LTXV, operations=ops), seed + 1), {"transformer": LTXV}),
+        "vae": (_random(VideoVAE(config=VIDEO_VAE), seed + 2), {"vae": VIDEO_VAE}),
+        "audio_vae": (audio, audio_config),
+    }
+
+
+def write(models_dir: Path) -> dict[str, Path]:
+    """Writes the four files under ``models_dir`` (ComfyUI's models folder); returns their paths
+    by name (ltxav, ltxv, vae, audio_vae)."""
+    from safetensors.torch import save_file
+
+    paths = {}
+    for name, (sd, config) in state_dicts().items():
+        path = Path(models_dir) / FILES[name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(sd, str(path), metadata={"config": json.dumps(config)})
+        paths[name] = path
+    return paths
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: scripts/tiny_ltx.py MODELS_DIR")
+    for name, path in write(Path(sys.argv[1])).items():
+        print(f"{name}: {path}")

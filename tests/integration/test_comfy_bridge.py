@@ -1,0 +1,203 @@
+"""AVITS_ComfyAVGenerator on ComfyUI's own code, in this process: tiny random LTX-AV and
+LTX-Video models and VAEs in ComfyUI's file formats (scripts/tiny_ltx.py), loaded by ComfyUI's
+loader nodes, sampled by the real comfy.samplers on the CPU. Naive sampling equals
+SamplerCustomAdvanced bit for bit, Best-of-N's candidate k equals it with seed + k, EvoSearch
+keeps the nested video + audio latents intact, and an ancestral sampler gives each candidate
+the same result whatever batch it ran in."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+import tiny_ltx
+from comfyctl import comfyui_dir
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def comfy_code(tmp_path_factory):
+    """ComfyUI importable here (CPU), its model folders pointed at fresh tiny models."""
+    sys.path.insert(0, str(comfyui_dir()))
+    argv, sys.argv = sys.argv, [sys.argv[0], "--cpu"]
+    try:
+        import comfy.options
+        comfy.options.enable_args_parsing()
+        import comfy.cli_args  # noqa: F401 (parses --cpu)
+        import folder_paths
+        import nodes as comfy_nodes
+    finally:
+        sys.argv = argv
+    models = tmp_path_factory.mktemp("models")
+    files = tiny_ltx.write(models)
+    for kind in ("diffusion_models", "vae", "checkpoints"):
+        folder_paths.add_model_folder_path(kind, str(models / kind), is_default=True)
+    return comfy_nodes, files
+
+
+def _out(node_output):
+    return node_output.result if hasattr(node_output, "result") else node_output
+
+
+class Graph:
+    """ComfyUI's standard LTX-2 text-to-audio-video graph, node by node."""
+
+    def __init__(self, comfy_nodes, files, audio: bool = True, sampler: str = "euler", frames: int = 9):
+        from comfy_extras import nodes_custom_sampler as cs
+        from comfy_extras import nodes_lotus, nodes_lt, nodes_lt_audio
+
+        self.cs = cs
+        unet = files["ltxav" if audio else "ltxv"].name
+        self.model = comfy_nodes.UNETLoader().load_unet(unet, "default")[0]
+        self.vae = comfy_nodes.VAELoader().load_vae(files["vae"].name)[0]
+        self.audio_vae = (_out(nodes_lt_audio.LTXVAudioVAELoader.execute(files["audio_vae"].name))[0]
+                          if audio else None)
+        positive = _out(nodes_lotus.LotusConditioning.execute())[0]
+        if not audio:  # LTX-Video reads the T5 encoder's attention mask; a full one here
+            import node_helpers
+            positive = node_helpers.conditioning_set_values(
+                positive, {"attention_mask": torch.ones(positive[0][0].shape[:2], dtype=torch.long)})
+        negative = comfy_nodes.ConditioningZeroOut().zero_out(positive)[0]
+        positive, negative = _out(nodes_lt.LTXVConditioning.execute(positive, negative, 25.0))[:2]
+        self.guider = _out(cs.CFGGuider.execute(self.model, positive, negative, 3.0))[0]
+        self.sampler = _out(cs.KSamplerSelect.execute(sampler))[0]
+        self.sigmas = torch.tensor([1.0, 0.975, 0.909375, 0.725, 0.421875, 0.0])
+        video = _out(nodes_lt.EmptyLTXVLatentVideo.execute(64, 64, frames, 1))[0]
+        if audio:
+            sound = _out(nodes_lt_audio.LTXVEmptyLatentAudio.execute(frames, 25, 1, self.audio_vae))[0]
+            self.latent = _out(nodes_lt.LTXVConcatAVLatent.execute(video, sound))[0]
+        else:
+            self.latent = video
+
+    def reference(self, seed: int):
+        """What SamplerCustomAdvanced gives for this seed."""
+        noise = _out(self.cs.RandomNoise.execute(seed))[0]
+        return _out(self.cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
+                                                          self.sigmas, self.latent))[0]["samples"]
+
+    def generator(self, max_batch: int = 4):
+        from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
+        return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
+                                self.audio_vae, "a dog barking", 25.0, max_batch)
+
+
+def parts(x):
+    return list(x.unbind()) if getattr(x, "is_nested", False) else [x]
+
+
+def shapes(x):
+    return [tuple(p.shape) for p in parts(x)]
+
+
+def equal(a, b) -> bool:
+    return len(parts(a)) == len(parts(b)) and all(torch.equal(p, q) for p, q in zip(parts(a), parts(b)))
+
+
+def close(a, b) -> bool:
+    return all(torch.allclose(p, q, atol=1e-5) for p, q in zip(parts(a), parts(b)))
+
+
+class Mean:
+    name = "mean"
+
+    def __call__(self, batch, prompts):
+        return batch.video.flatten(1).mean(1) + batch.audio.flatten(1).mean(1)
+
+
+@pytest.fixture(scope="module")
+def av(comfy_code):
+    return Graph(*comfy_code)
+
+
+def test_naive_equals_sampler_custom_advanced_bit_for_bit(av):
+    from comfyui_avits.search.aggregation import WeightedSum
+    from comfyui_avits.search.strategies import naive
+
+    gen = av.generator()
+    result = naive(gen, [Mean()], WeightedSum(), seed=42)
+    latent = result.best_latent["samples"]
+    reference = av.reference(42)
+    assert latent.is_nested and shapes(latent) == shapes(reference)
+    assert equal(latent, reference)
+    assert result.nfe == gen.nfe == 5  # one guided evaluation per step
+    assert result.best_latent.get("type") == av.latent.get("type")
+    clip = result.best_av
+    assert clip.video.shape[1:] == (9, 64, 64, 3) and clip.audio.shape[0] == 1
+
+
+def test_best_of_n_candidate_k_is_sampler_custom_advanced_with_seed_plus_k(av):
+    from comfyui_avits.search.aggregation import WeightedSum
+    from comfyui_avits.search.strategies import BestOfNConfig, best_of_n
+
+    result = best_of_n(av.generator(max_batch=1), [Mean()], WeightedSum(), BestOfNConfig(3, seed=7))
+    for k, c in enumerate(result.candidates):
+        assert c.seed == 7 + k and equal(c.state, av.reference(7 + k))
+    batched = best_of_n(av.generator(max_batch=3), [Mean()], WeightedSum(), BestOfNConfig(3, seed=7))
+    assert all(close(a.state, b.state) for a, b in zip(result.candidates, batched.candidates))
+
+
+def test_evosearch_keeps_the_nested_latents_intact(av):
+    from comfyui_avits.search.aggregation import ARW
+    from comfyui_avits.search.strategies import EvoSearchConfig, evosearch
+
+    gen = av.generator()
+    want = shapes(av.reference(0))
+    seen = []
+    for name in ("mutate", "denoise"):
+        original = getattr(gen, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            out = _original(*args, **kwargs)
+            states = [out] if _name == "mutate" else out[0] + [s for r in out[1].values() for s in r]
+            seen.extend(shapes(s) for s in states)
+            return out
+
+        setattr(gen, name, spy)
+    config = EvoSearchConfig(evolution_steps=(0, 2), population_sizes=(3, 3, 3), elites=1)
+    result = evosearch(gen, [Mean()], ARW(), config)
+    assert len(result.candidates) == 3 + 2 + 2 and result.nfe == gen.nfe == 3 * 5 + 2 * 5 + 2 * 3
+    assert seen and all(s == want for s in seen)
+    assert shapes(result.best_latent["samples"]) == want
+
+
+def test_mutation_follows_the_models_noise_scaling(av):
+    import comfy.sample
+
+    gen = av.generator()
+    noise = gen.initial_noise([3])[0]
+    at2, _ = gen.denoise([noise], 0, 2, [3])
+    child = gen.mutate(at2[0], 2, 0.2, 11, "reference")
+    eps = comfy.sample.prepare_noise(at2[0], 11)
+    sigma = float(av.sigmas[2])
+    for c, s, e in zip(parts(child), parts(at2[0]), parts(eps)):
+        # flow models: the sampler's state is x / (1 - sigma); x gains sigma * eps
+        assert torch.allclose(c * (1 - sigma), s * (1 - sigma) + sigma * e, atol=1e-5)
+    first = gen.mutate(noise, 0, 0.2, 11, "reference")
+    eps0 = comfy.sample.prepare_noise(noise, 11)
+    assert all(torch.allclose(f, 0.96 ** 0.5 * n + 0.2 * e) for f, n, e in
+               zip(parts(first), parts(noise), parts(eps0)))
+
+
+def test_a_stochastic_sampler_gives_each_candidate_the_same_result_in_any_batch(comfy_code):
+    graph = Graph(*comfy_code, sampler="euler_ancestral")
+    gen = graph.generator(max_batch=4)
+    assert not gen.deterministic
+    noise = gen.initial_noise([1, 2, 3])
+    together, _ = gen.denoise(noise, 0, 5, [1, 2, 3])
+    alone, _ = gen.denoise(noise[1:2], 0, 5, [2])
+    assert equal(together[1], alone[0]) and not equal(together[0], together[1])
+
+
+def test_a_video_only_model_runs_the_same_way(comfy_code):
+    from comfyui_avits.search.aggregation import WeightedSum
+    from comfyui_avits.search.strategies import BestOfNConfig, best_of_n
+
+    graph = Graph(*comfy_code, audio=False)
+    result = best_of_n(graph.generator(max_batch=1), [Mean()], WeightedSum(), BestOfNConfig(2, seed=5))
+    assert not getattr(result.best_latent["samples"], "is_nested", False)
+    for k, c in enumerate(result.candidates):
+        assert torch.equal(c.state, graph.reference(5 + k))
+    assert result.best_av.audio.abs().max() == 0  # a silent track for a video-only model
