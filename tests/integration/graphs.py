@@ -51,3 +51,76 @@ def state_path(comfy, state: str) -> Path:
 
 def arw_file(comfy, state: str) -> dict:
     return strict(state_path(comfy, state).read_text())
+
+
+LTX_SIDE, LTX_FRAMES, LTX_FPS = 64, 9, 25
+
+
+def ltx_graph(tiny: dict[str, Path], model: str = "ltxav") -> dict:
+    """ComfyUI's standard LTX-2 text-to-(audio-)video graph of core nodes on the tiny twins
+    (scripts/tiny_ltx.py); LotusConditioning stands in for the text encoder, as no tiny Gemma
+    (or T5) can be made. Ends in SamplerCustomAdvanced ("14") -> decode -> save."""
+    g = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": tiny[model].name, "weight_dtype": "default"}},
+        "2": {"class_type": "VAELoader", "inputs": {"vae_name": tiny["vae"].name}},
+        "4": {"class_type": "LotusConditioning", "inputs": {}},
+        "5": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["4", 0]}},
+        "6": {"class_type": "LTXVConditioning",
+              "inputs": {"positive": ["4", 0], "negative": ["5", 0], "frame_rate": LTX_FPS}},
+        "7": {"class_type": "EmptyLTXVLatentVideo",
+              "inputs": {"width": LTX_SIDE, "height": LTX_SIDE, "length": LTX_FRAMES, "batch_size": 1}},
+        "10": {"class_type": "RandomNoise", "inputs": {"noise_seed": 42}},
+        "11": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+        "12": {"class_type": "LTXVScheduler",
+               "inputs": {"steps": 4, "max_shift": 2.05, "base_shift": 0.95, "stretch": True,
+                          "terminal": 0.1, "latent": ["7", 0]}},
+        "13": {"class_type": "CFGGuider",
+               "inputs": {"model": ["1", 0], "positive": ["6", 0], "negative": ["6", 1], "cfg": 3.0}},
+        "14": {"class_type": "SamplerCustomAdvanced",
+               "inputs": {"noise": ["10", 0], "guider": ["13", 0], "sampler": ["11", 0],
+                          "sigmas": ["12", 0], "latent_image": ["7", 0]}},
+        "16": {"class_type": "VAEDecode", "inputs": {"samples": ["14", 0], "vae": ["2", 0]}},
+        "18": {"class_type": "SaveImage", "inputs": {"images": ["16", 0], "filename_prefix": f"tiny_ltx/{model}"}},
+    }
+    if model == "ltxav":
+        g.update({
+            "3": {"class_type": "LTXVAudioVAELoader", "inputs": {"ckpt_name": tiny["audio_vae"].name}},
+            "8": {"class_type": "LTXVEmptyLatentAudio",
+                  "inputs": {"frames_number": LTX_FRAMES, "frame_rate": LTX_FPS, "batch_size": 1,
+                             "audio_vae": ["3", 0]}},
+            "9": {"class_type": "LTXVConcatAVLatent",
+                  "inputs": {"video_latent": ["7", 0], "audio_latent": ["8", 0]}},
+            "15": {"class_type": "LTXVSeparateAVLatent", "inputs": {"av_latent": ["14", 0]}},
+            "17": {"class_type": "LTXVAudioVAEDecode", "inputs": {"samples": ["15", 1], "audio_vae": ["3", 0]}},
+            "19": {"class_type": "SaveAudio", "inputs": {"audio": ["17", 0], "filename_prefix": f"tiny_ltx/{model}"}},
+        })
+        g["12"]["inputs"]["latent"] = g["14"]["inputs"]["latent_image"] = ["9", 0]
+        g["16"]["inputs"]["samples"] = ["15", 0]
+    return g
+
+
+def ltx_search_graph(tiny: dict[str, Path], search: str = "AVITS_EvoSearch", state: str = "ltx",
+                     **search_inputs) -> dict:
+    """The same graph with an AVITS search in place of SamplerCustomAdvanced (AV-Align as the
+    verifier, a shared ARW state); the winner's latent goes on to ComfyUI's decoders."""
+    g = ltx_graph(tiny)
+    del g["10"], g["14"]
+    g["g"] = {"class_type": "AVITS_ComfyAVGenerator",
+              "inputs": {"guider": ["13", 0], "sampler": ["11", 0], "sigmas": ["12", 0],
+                         "latent": ["9", 0], "vae": ["2", 0], "audio_vae": ["3", 0],
+                         "prompt": "a dog barking", "fps": float(LTX_FPS), "max_batch": 2}}
+    g["v"] = {"class_type": "AVITS_AVAlign", "inputs": {"name": "av_align"}}
+    g["a"] = {"class_type": "AVITS_ARWState",
+              "inputs": {"name": state, "weights": "", "optimizer": "adam", "lr": 0.05,
+                         "iterations": 50, "window": 0, "reset": False}}
+    common = {"generator": ["g", 0], "verifiers": ["v", 0], "aggregator": ["a", 0], "seed": 0,
+              "filename_prefix": "AVITS/ltx"}
+    if search == "AVITS_EvoSearch":
+        common.update(evolution_steps="0, 2", population_sizes="3, 3, 3", elites=1,
+                      mutation_rate=0.2, tournament_ratio=0.5, mutation="reference")
+    else:
+        common.update(n=3)
+    common.update(search_inputs)
+    g["s"] = {"class_type": search, "inputs": common}
+    g["15"]["inputs"]["av_latent"] = ["s", 2]
+    return g

@@ -1,0 +1,81 @@
+"""Search over ComfyUI's own LTX-2 graph on the real server: the tiny LTX-AV twins sampled by
+ComfyUI's samplers under AVITS EvoSearch / Best-of-N, the winner's latent decoded by ComfyUI's
+own nodes; an interrupt mid-search; the shipped LTX-2 workflows through /prompt validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tiny_ltx
+import tiny_models
+from comfyctl import REPO, ExecutionFailed
+from graphs import LTX_FRAMES, ltx_search_graph, report_of, state_path
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tiny(comfy):
+    tiny_models.write_all(comfy.base / "models")
+    return tiny_ltx.write(comfy.base / "models")
+
+
+@pytest.mark.parametrize("search", ["AVITS_BestOfN", "AVITS_EvoSearch"])
+def test_a_search_replaces_sampler_custom_advanced_in_the_ltx2_graph(comfy, tiny, search):
+    graph = ltx_search_graph(tiny, search, state=f"ltx-{search}")
+    graph["a"]["inputs"]["reset"] = True
+    entry = comfy.run(graph, timeout=300)
+    report = report_of(entry, "s")
+    n = 3 if search == "AVITS_BestOfN" else 3 + 2 + 2
+    assert len(report["candidates"]) == n and report["config"]["sigmas"][0] == pytest.approx(1.0)
+    assert report["nfe"] == (3 * 4 if search == "AVITS_BestOfN" else 3 * 4 + 2 * 4 + 2 * 2)
+    assert len(entry["outputs"]["18"]["images"]) == LTX_FRAMES  # the winner, decoded by ComfyUI
+    assert entry["outputs"]["19"]["audio"]
+    assert entry["outputs"]["s"]["images"] and entry["outputs"]["s"]["audio"]
+
+
+def test_an_interrupt_stops_the_ltx_search_and_leaves_the_state(comfy, tiny):
+    state = "ltx-interrupted"
+    graph = ltx_search_graph(tiny, state=state)
+    graph["a"]["inputs"]["reset"] = True
+    comfy.run(graph, timeout=300)
+    before = state_path(comfy, state).read_bytes()
+    big = ltx_search_graph(tiny, state=state, population_sizes="12, 12, 12", elites=2, seed=1)
+    seen, sent = [], []
+
+    def on_progress(data):
+        seen.append(data["value"])
+        if not sent and data["value"] >= 4:
+            sent.append(comfy.post("/interrupt", {}))
+
+    with pytest.raises(ExecutionFailed) as err:
+        comfy.run(big, timeout=300, on_progress=on_progress)
+    assert "execution_interrupted" in [m[0] for m in err.value.details["status"]["messages"]]
+    total = 12 * 4 + 10 * 4 + 10 * 2 + 2 * 32
+    assert sent and max(seen) < total / 2, "stopped long before the end"
+    assert state_path(comfy, state).read_bytes() == before
+    report = report_of(comfy.run(ltx_search_graph(tiny, state=state, seed=2), timeout=300), "s")
+    assert report["aggregator"]["history_size"] == 7 + 7  # built on the untouched state
+
+
+@pytest.mark.parametrize("name", ["ltx2_best_of_n_arw", "ltx2_evosearch_arw"])
+def test_the_shipped_ltx2_workflows_pass_validation_on_tiny_files(comfy, tiny, name):
+    """The API twins as shipped, with the model file names pointed at the tiny twins. No tiny
+    Gemma 3 text encoder can be made (ComfyUI fixes its config: 3840 wide, 48 layers, a
+    hard-coded Linear(3840 * 49, 3840), a SentencePiece blob), so an empty file stands in for
+    its name: the prompt validates and is queued, then stops at the text encoder's loader."""
+    graph = json.loads((REPO / "workflows" / "api" / f"{name}.json").read_text())
+    for node in ("1", "2"):
+        graph[node]["inputs"]["ckpt_name"] = tiny["audio_vae"].name
+    encoder = comfy.base / "models" / "text_encoders" / "gemma_placeholder.safetensors"
+    encoder.parent.mkdir(parents=True, exist_ok=True)
+    encoder.write_bytes(b"")
+    graph["3"]["inputs"].update(text_encoder=encoder.name, ckpt_name=tiny["audio_vae"].name)
+    try:
+        comfy.run(graph, timeout=300)
+    except ExecutionFailed as e:  # accepted by /prompt (validation passed), failed in a loader
+        failed = next(m[1] for m in e.details["status"]["messages"] if m[0] == "execution_error")
+        assert failed["node_type"] in {"CheckpointLoaderSimple", "LTXAVTextEncoderLoader",
+                                       "LTXVAudioVAELoader"}, failed
