@@ -10,7 +10,7 @@ from comfy_api.latest import io
 from ..verifiers.imagebind import AVHScore, ImageBindScore, JavisScore, load_imagebind
 from ..verifiers.imagebind.checkpoint import PUBLISHED
 from . import types
-from .models import DTYPES, dtype_for, file_choices, file_state, find, register_folder
+from .models import dtype_for, dtype_input, file_choices, file_state, find, register_folder
 from .verifiers import NAME_TOOLTIP
 
 FOLDER, DEFAULT = "imagebind", "imagebind_huge.pth"
@@ -32,8 +32,7 @@ class ImageBindLoaderNode(io.ComfyNode):
                 io.Combo.Input("ckpt_name", options=file_choices(FOLDER, DEFAULT), default=DEFAULT,
                                tooltip=f"A file in models/imagebind/; the official one is "
                                        f"{DEFAULT} from {PUBLISHED}."),
-                io.Combo.Input("dtype", options=DTYPES, default="auto", advanced=True,
-                               tooltip="auto: bf16 or fp16 where the GPU supports it, else fp32."),
+                dtype_input(),
             ],
             outputs=[ImageBind.Output(display_name="imagebind")],
         )

@@ -10,6 +10,7 @@ from pathlib import Path
 import comfy.model_management
 import folder_paths
 import torch
+from comfy_api.latest import io
 
 
 def register_folder(name: str, extensions: set[str] | None = None) -> None:
@@ -72,3 +73,9 @@ def dtype_for(choice: str) -> torch.dtype:
 
 
 DTYPES = ["auto", "fp32", "fp16", "bf16"]
+
+
+def dtype_input() -> io.Combo.Input:
+    """The loaders' precision choice (resolved by ``dtype_for``)."""
+    return io.Combo.Input("dtype", options=DTYPES, default="auto", advanced=True,
+                          tooltip="auto: bf16 or fp16 where the GPU supports it, else fp32.")

@@ -11,7 +11,7 @@ from ..verifiers.videoreward.checkpoint import PUBLISHED as VIDEOREWARD_PUBLISHE
 from ..verifiers.vqascore import PUBLISHED as VQASCORE_PUBLISHED
 from ..verifiers.vqascore import VQAScore, load_vqascore
 from . import types
-from .models import DTYPES, dtype_for, file_state, find, register_folder, subfolder_choices
+from .models import dtype_for, dtype_input, file_state, find, register_folder, subfolder_choices
 from .verifiers import NAME_TOOLTIP
 
 VIDEOREWARD, VIDEOREWARD_DEFAULT = "videoreward", "VideoReward"
@@ -43,8 +43,7 @@ class VideoRewardLoaderNode(io.ComfyNode):
                                default=VIDEOREWARD_DEFAULT,
                                tooltip=f"A folder in models/videoreward/; the official one is "
                                        f"{VIDEOREWARD_PUBLISHED}."),
-                io.Combo.Input("dtype", options=DTYPES, default="auto", advanced=True,
-                               tooltip="auto: bf16 or fp16 where the GPU supports it, else fp32."),
+                dtype_input(),
             ],
             outputs=[VideoRewardModel.Output(display_name="videoreward")],
         )
@@ -93,8 +92,7 @@ class VQAScoreNode(io.ComfyNode):
                                default=VQASCORE_DEFAULT,
                                tooltip=f"A Qwen2-VL model folder (hub layout) in models/vqascore/, "
                                        f"e.g. {VQASCORE_PUBLISHED}."),
-                io.Combo.Input("dtype", options=DTYPES, default="auto", advanced=True,
-                               tooltip="auto: bf16 or fp16 where the GPU supports it, else fp32."),
+                dtype_input(),
                 io.String.Input("name", default="vqascore", advanced=True, tooltip=NAME_TOOLTIP),
             ],
             outputs=[types.Verifiers.Output(display_name="verifiers")],

@@ -137,9 +137,3 @@ def write(models_dir: Path) -> dict[str, Path]:
         paths[name] = path
     return paths
 
-
-if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: scripts/tiny_ltx.py MODELS_DIR")
-    for name, path in write(Path(sys.argv[1])).items():
-        print(f"{name}: {path}")

@@ -7,32 +7,22 @@ the same result whatever batch it ran in."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 
 import tiny_ltx
-from comfyctl import comfyui_dir
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def comfy_code(tmp_path_factory):
-    """ComfyUI importable here (CPU), its model folders pointed at fresh tiny models."""
-    sys.path.insert(0, str(comfyui_dir()))
-    argv, sys.argv = sys.argv, [sys.argv[0], "--cpu"]
-    try:
-        import comfy.options
-        comfy.options.enable_args_parsing()
-        import comfy.cli_args  # noqa: F401 (parses --cpu)
-        import folder_paths
-        import nodes as comfy_nodes
-    finally:
-        sys.argv = argv
+    """ComfyUI importable here (CPU; tiny_ltx sets it up), its model folders pointed at fresh
+    tiny models."""
     models = tmp_path_factory.mktemp("models")
     files = tiny_ltx.write(models)
+    import folder_paths
+    import nodes as comfy_nodes
     for kind in ("diffusion_models", "vae", "checkpoints"):
         folder_paths.add_model_folder_path(kind, str(models / kind), is_default=True)
     return comfy_nodes, files
