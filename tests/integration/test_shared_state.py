@@ -12,7 +12,7 @@ import time
 import pytest
 
 from comfyctl import ExecutionFailed
-from graphs import SEARCH, arw_file, fixed_rewards, load, report_of, state_path
+from graphs import SEARCH, arw_file, load, report_of, state_path
 
 pytestmark = pytest.mark.integration
 
