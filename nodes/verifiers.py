@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..verifiers.av_align import AVAlign
 from ..generators.toyav import ToyTextMatch
+from ..verifiers.av_align import AVAlign
 from . import types
 
 NAME_TOOLTIP = "The key of this verifier's reward in reports and in the ARW history."
