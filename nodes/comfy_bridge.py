@@ -6,13 +6,16 @@ through ComfyUI's own code: noise as RandomNoise makes it, step ranges by splitt
 
 A state at step 0 is an initial noise; at a later step it is what the sampler hands back when
 stopped there (for flow models x_k / (1 - sigma_k), the "latent" a second SamplerCustomAdvanced
-continues from with zero noise). States are kept per candidate with batch size 1.
+continues from with zero noise). With a noise mask (guide frames, inpainting) a later state also
+keeps the candidate's initial noise, so the masked regions follow exactly the schedule an
+unsplit run gives them. States are kept per candidate with batch size 1.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import comfy.model_management
 import comfy.sample
@@ -46,6 +49,21 @@ def _cat(states: list):
 def _split(x) -> list:
     parts = _parts(x)
     return [_like(x, [p[i:i + 1] for p in parts]) for i in range(parts[0].shape[0])]
+
+
+@dataclass
+class Guided:
+    """A later state of a masked latent: the sampler's state and the candidate's initial noise."""
+
+    latent: Any
+    noise: Any
+
+    def to(self, *args, **kwargs) -> "Guided":
+        return Guided(self.latent.to(*args, **kwargs), self.noise.to(*args, **kwargs))
+
+
+def _latent(state):
+    return state.latent if isinstance(state, Guided) else state
 
 
 def _stochastic(sampler) -> bool:
@@ -95,6 +113,8 @@ class ComfyAVGenerator:
         """Step 0: sqrt(1 - beta^2) noise + beta eps. Later: the reference's sigma eps added to
         the noisy latent the model sees (model_sampling.noise_scaling), and only where the
         noise mask lets the sampler denoise (guide frames stay as they are)."""
+        if isinstance(state, Guided):
+            return Guided(self.mutate(state.latent, step, beta, seed, mode), state.noise)
         eps = comfy.sample.prepare_noise(state, int(seed))
         sigma = float(self.schedule[step])
         if step == 0:
@@ -113,13 +133,16 @@ class ComfyAVGenerator:
         out = model.process_latent_out(sampling.inverse_noise_scaling(s, moved))
         return _like(state, comfy.utils.unpack_latents(out, shapes))
 
+    def _part_masks(self, shapes, device) -> list[torch.Tensor]:
+        """The noise mask per latent part, shaped as the sampler prepares it (1: denoise)."""
+        masks = _parts(self._mask)[:len(shapes)]
+        masks += [torch.ones(sh) for sh in shapes[len(masks):]]
+        return [comfy.sampler_helpers.prepare_mask(m, sh, device).float() for m, sh in zip(masks, shapes)]
+
     def _flat_mask(self, shapes, device) -> torch.Tensor | None:
         if self._mask is None:
             return None
-        masks = _parts(self._mask)[:len(shapes)]
-        masks += [torch.ones(sh) for sh in shapes[len(masks):]]
-        masks = [comfy.sampler_helpers.prepare_mask(m, sh, device) for m, sh in zip(masks, shapes)]
-        return comfy.utils.pack_latents(masks)[0].float()
+        return comfy.utils.pack_latents(self._part_masks(shapes, device))[0]
 
     # --- sampling -------------------------------------------------------------------------------
     def denoise(self, states: list, start: int, end: int, seeds: Sequence[int] = (),
@@ -147,14 +170,30 @@ class ComfyAVGenerator:
         out = []
         for i in range(0, len(states), group):
             part, seed = states[i:i + group], seeds[i] + 1_000_003 * start
-            out += _split(self._sample(_cat(part), len(part), start, end, seed, on_step))
+            initial = _cat([s.noise if isinstance(s, Guided) else s for s in part])
+            noise, latent = self._inputs(part, initial, start)
+            done = _split(self._sample(noise, latent, len(part), start, end, seed, on_step))
+            out += (done if self._mask is None else
+                    [Guided(d, n) for d, n in zip(done, _split(initial))])
         return out
 
-    def _sample(self, x, n: int, start: int, end: int, seed: int, on_step):
+    def _inputs(self, states: list, initial, start: int):
+        """guider.sample's noise and latent_image: from step 0, the noise and the latent; later,
+        the state with zero noise, except in masked regions, which get the original latent and
+        the candidate's initial noise, as in an unsplit run."""
+        n = len(states)
+        original = _cat([self._samples] * n)
         if start == 0:
-            noise, latent = x, _cat([self._samples] * n)
-        else:
-            noise, latent = _like(x, [torch.zeros_like(p) for p in _parts(x)]), x
+            return initial, original
+        state = _cat([_latent(s) for s in states])
+        if self._mask is None:
+            return _like(state, [torch.zeros_like(p) for p in _parts(state)]), state
+        masks = self._part_masks([p.shape for p in _parts(state)], _parts(state)[0].device)
+        noise = [e * (1 - m) for e, m in zip(_parts(initial), masks)]
+        latent = [o * (1 - m) + x * m for o, x, m in zip(_parts(original), _parts(state), masks)]
+        return _like(state, noise), _like(state, latent)
+
+    def _sample(self, noise, latent, n: int, start: int, end: int, seed: int, on_step):
         calls = []
         own = vars(self.guider).get("predict_noise")
         predict = self.guider.predict_noise
@@ -182,7 +221,7 @@ class ComfyAVGenerator:
 
     # --- finished samples ----------------------------------------------------------------------
     def decode(self, states: list) -> AVBatch:
-        parts = _parts(_cat(states))
+        parts = _parts(_cat([_latent(s) for s in states]))
         video = self.vae.decode(parts[0]).float().cpu()
         if video.ndim == 4:  # an image model: each candidate is one frame
             video = video[:, None]
@@ -200,7 +239,7 @@ class ComfyAVGenerator:
     def to_latent(self, states: list) -> dict:
         out = {k: v for k, v in self.latent.items()
                if k not in ("samples", "batch_index", "downscale_ratio_spacial", "downscale_ratio_temporal")}
-        out["samples"] = _cat(states)
+        out["samples"] = _cat([_latent(s) for s in states])
         return out
 
 

@@ -191,3 +191,32 @@ def test_a_video_only_model_runs_the_same_way(comfy_code):
     for k, c in enumerate(result.candidates):
         assert torch.equal(c.state, graph.reference(5 + k))
     assert result.best_av.audio.abs().max() == 0  # a silent track for a video-only model
+
+
+def test_guide_frames_under_a_noise_mask_follow_an_unsplit_run(comfy_code):
+    """A latent with a guide in its first frame (noise mask 0 there, as image-to-video sets it):
+    stopping at a step and continuing, or mutating there, never noises the guide, and the split
+    run equals the unsplit one."""
+    from comfy.nested_tensor import NestedTensor
+
+    graph = Graph(*comfy_code)
+    video, audio = graph.latent["samples"].unbind()
+    guide = video.clone()
+    guide[:, :, :1] = torch.randn(guide[:, :, :1].shape, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(1, 1, *video.shape[2:])
+    mask[:, :, :1] = 0
+    graph.latent = {**graph.latent, "samples": NestedTensor([guide, audio]), "noise_mask": mask}
+    gen = graph.generator(max_batch=2)
+    noise = gen.initial_noise([4, 5])
+    whole, _ = gen.denoise(noise, 0, 5, [4, 5])
+    split, recorded = gen.denoise(noise, 0, 5, [4, 5], record=[2])
+    def latent(state):
+        return gen.to_latent([state])["samples"]
+
+    for a, b in zip(whole, split):
+        assert close(latent(a), latent(b))
+        assert torch.allclose(parts(latent(a))[0][:, :, :1], guide[:, :, :1], atol=1e-5)
+    child = gen.mutate(recorded[2][0], 2, 0.2, 9, "reference")
+    done, _ = gen.denoise([child], 2, 5, [9])
+    assert torch.allclose(parts(latent(done[0]))[0][:, :, :1], guide[:, :, :1], atol=1e-5)
+    assert not close(latent(done[0]), latent(split[0]))
