@@ -113,6 +113,18 @@ def test_fbank_is_the_reference_kaldi_call_cut_or_padded_to_204():
     assert not torch.allclose(short[0, :, 47], torch.tensor(4.268 / 9.138))
 
 
+def test_overlapping_clips_see_the_earlier_clips_mean_shift_as_in_the_reference():
+    g = torch.Generator().manual_seed(4)
+    wave = torch.randn(1, 48000, generator=g) + torch.linspace(0, 2, 48000)  # 3 s, drifting mean
+    before = wave.clone()
+    got = P.audio_clips(wave)
+    independent = torch.stack([P.fbank(wave[:, int(s * 16000):int((s + 2) * 16000)])
+                               for s in P.clip_starts(3.0, 3)])
+    assert torch.allclose(got[0], independent[0], atol=1e-4)  # the first clip sees no shift
+    assert not torch.allclose(got[1], independent[1], atol=1e-3)  # the second overlaps the first
+    assert torch.equal(wave, before)  # the caller's waveform is untouched
+
+
 def test_windows_and_clips_follow_the_reference_rules():
     assert P.window_starts(102, 48, 12) == [0, 12, 24, 36, 48, 54]  # 4.25 s at 24 fps
     assert P.window_starts(68000, 32000, 8000) == [0, 8000, 16000, 24000, 32000, 36000]
@@ -140,12 +152,16 @@ def _audio_16k(batch, i):
 
 
 def _whole_audio(model, a):
-    """The 3-clip rule, one clip at a time: starts k * max(D - 2, 0) / 3."""
+    """The 3-clip rule, one clip at a time: starts k * max(D - 2, 0) / 3, each clip's mean
+    subtracted in place on the waveform (the reference's waveform2melspec on a view)."""
     d = a.shape[-1] / 16000
+    a = a.clone()
     clips = []
     for k in range(3):
         start = Fraction(max(d - 2, 0)) * k / 3
-        clips.append(P.fbank(a[:, int(start * 16000):int((start + 2) * 16000)]))
+        view = a[:, int(start * 16000):int((start + 2) * 16000)]
+        view -= view.mean()
+        clips.append(P.fbank(view))
     return _embed_one(model, "audio", torch.stack(clips))
 
 

@@ -50,9 +50,7 @@ def to_16k(waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
 def fbank(waveform: torch.Tensor) -> torch.Tensor:
     """One audio clip [C, s] at 16 kHz -> normalised log-mel input [1, 128, 204]. As the
     reference: the clip's mean (over every channel) is subtracted, the Kaldi fbank reads channel
-    0, frames are cut or zero-padded at the end to 204. (The reference subtracts the mean in
-    place, so overlapping clips of one file see each other's shift; with zero-mean audio that is
-    nothing, and here clips stay independent.)"""
+    0, frames are cut or zero-padded at the end to 204."""
     x = waveform - waveform.mean()
     if x.shape[-1] >= 400:  # at least one 25 ms frame
         feats = torchaudio.compliance.kaldi.fbank(
@@ -74,11 +72,16 @@ def clip_starts(duration: float, clips: int) -> list[Fraction]:
 
 def audio_clips(waveform16: torch.Tensor) -> torch.Tensor:
     """The whole-clip audio input [3, 1, 128, 204]: three 2 s clips spread over the waveform
-    (the model averages their embeddings)."""
-    n = waveform16.shape[-1]
-    starts = clip_starts(n / SAMPLE_RATE, AUDIO_CLIPS)
-    return torch.stack([fbank(waveform16[:, int(s * SAMPLE_RATE):int((s + CLIP_SECONDS) * SAMPLE_RATE)])
-                        for s in starts])
+    (the model averages their embeddings). The reference subtracts each clip's mean in place on
+    a view of the loaded waveform, so a clip that overlaps an earlier one sees that one's shift
+    too; done the same way here (on a copy), the numbers are the reference's."""
+    waveform = waveform16.clone()
+    out = []
+    for s in clip_starts(waveform.shape[-1] / SAMPLE_RATE, AUDIO_CLIPS):
+        clip = waveform[:, int(s * SAMPLE_RATE):int((s + CLIP_SECONDS) * SAMPLE_RATE)]
+        clip -= clip.mean()  # in place, as the reference
+        out.append(fbank(clip))
+    return torch.stack(out)
 
 
 def window_starts(n: int, size: int, stride: int) -> list[int]:
