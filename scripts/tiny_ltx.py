@@ -137,3 +137,64 @@ def write(models_dir: Path) -> dict[str, Path]:
         paths[name] = path
     return paths
 
+
+
+def in_process(models_dir: Path) -> dict[str, Path]:
+    """Write the twins and point this process's ComfyUI model folders at them (for code that
+    drives ComfyUI's nodes directly: tests and benchmarks)."""
+    files = write(models_dir)
+    import folder_paths
+    for kind in ("diffusion_models", "vae", "checkpoints"):
+        folder_paths.add_model_folder_path(kind, str(Path(models_dir) / kind), is_default=True)
+    return files
+
+
+def _out(node_output):
+    return node_output.result if hasattr(node_output, "result") else node_output
+
+
+class StandardGraph:
+    """ComfyUI's standard LTX-2 text-to-audio-video graph on the twins, built node by node with
+    ComfyUI's own node classes (LotusConditioning stands in for the text encoder), up to what
+    SamplerCustomAdvanced takes; ``reference(seed)`` is what SamplerCustomAdvanced gives."""
+
+    def __init__(self, files: dict[str, Path], audio: bool = True, sampler: str = "euler",
+                 frames: int = 9, side: int = 64) -> None:
+        import node_helpers
+        import nodes as comfy_nodes
+        from comfy_extras import nodes_custom_sampler as cs
+        from comfy_extras import nodes_lotus, nodes_lt, nodes_lt_audio
+
+        self._cs = cs
+        unet = files["ltxav" if audio else "ltxv"].name
+        self.model = comfy_nodes.UNETLoader().load_unet(unet, "default")[0]
+        self.vae = comfy_nodes.VAELoader().load_vae(files["vae"].name)[0]
+        self.audio_vae = (_out(nodes_lt_audio.LTXVAudioVAELoader.execute(files["audio_vae"].name))[0]
+                          if audio else None)
+        positive = _out(nodes_lotus.LotusConditioning.execute())[0]
+        if not audio:  # LTX-Video reads the T5 encoder's attention mask; a full one here
+            positive = node_helpers.conditioning_set_values(
+                positive, {"attention_mask": torch.ones(positive[0][0].shape[:2], dtype=torch.long)})
+        negative = comfy_nodes.ConditioningZeroOut().zero_out(positive)[0]
+        positive, negative = _out(nodes_lt.LTXVConditioning.execute(positive, negative, 25.0))[:2]
+        self.guider = _out(cs.CFGGuider.execute(self.model, positive, negative, 3.0))[0]
+        self.sampler = _out(cs.KSamplerSelect.execute(sampler))[0]
+        self.sigmas = torch.tensor([1.0, 0.975, 0.909375, 0.725, 0.421875, 0.0])
+        video = _out(nodes_lt.EmptyLTXVLatentVideo.execute(side, side, frames, 1))[0]
+        if audio:
+            sound = _out(nodes_lt_audio.LTXVEmptyLatentAudio.execute(frames, 25, 1, self.audio_vae))[0]
+            self.latent = _out(nodes_lt.LTXVConcatAVLatent.execute(video, sound))[0]
+        else:
+            self.latent = video
+
+    def reference(self, seed: int):
+        """The samples SamplerCustomAdvanced gives for this seed."""
+        noise = _out(self._cs.RandomNoise.execute(seed))[0]
+        return _out(self._cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
+                                                           self.sigmas, self.latent))[0]["samples"]
+
+    def generator(self, max_batch: int = 4):
+        """AVITS_ComfyAVGenerator over this graph."""
+        from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
+        return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
+                                self.audio_vae, "a dog barking", 25.0, max_batch)

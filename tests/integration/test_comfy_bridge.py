@@ -17,61 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def comfy_code(tmp_path_factory):
-    """ComfyUI importable here (CPU; tiny_ltx sets it up), its model folders pointed at fresh
-    tiny models."""
-    models = tmp_path_factory.mktemp("models")
-    files = tiny_ltx.write(models)
-    import folder_paths
-    import nodes as comfy_nodes
-    for kind in ("diffusion_models", "vae", "checkpoints"):
-        folder_paths.add_model_folder_path(kind, str(models / kind), is_default=True)
-    return comfy_nodes, files
-
-
-def _out(node_output):
-    return node_output.result if hasattr(node_output, "result") else node_output
-
-
-class Graph:
-    """ComfyUI's standard LTX-2 text-to-audio-video graph, node by node."""
-
-    def __init__(self, comfy_nodes, files, audio: bool = True, sampler: str = "euler", frames: int = 9):
-        from comfy_extras import nodes_custom_sampler as cs
-        from comfy_extras import nodes_lotus, nodes_lt, nodes_lt_audio
-
-        self.cs = cs
-        unet = files["ltxav" if audio else "ltxv"].name
-        self.model = comfy_nodes.UNETLoader().load_unet(unet, "default")[0]
-        self.vae = comfy_nodes.VAELoader().load_vae(files["vae"].name)[0]
-        self.audio_vae = (_out(nodes_lt_audio.LTXVAudioVAELoader.execute(files["audio_vae"].name))[0]
-                          if audio else None)
-        positive = _out(nodes_lotus.LotusConditioning.execute())[0]
-        if not audio:  # LTX-Video reads the T5 encoder's attention mask; a full one here
-            import node_helpers
-            positive = node_helpers.conditioning_set_values(
-                positive, {"attention_mask": torch.ones(positive[0][0].shape[:2], dtype=torch.long)})
-        negative = comfy_nodes.ConditioningZeroOut().zero_out(positive)[0]
-        positive, negative = _out(nodes_lt.LTXVConditioning.execute(positive, negative, 25.0))[:2]
-        self.guider = _out(cs.CFGGuider.execute(self.model, positive, negative, 3.0))[0]
-        self.sampler = _out(cs.KSamplerSelect.execute(sampler))[0]
-        self.sigmas = torch.tensor([1.0, 0.975, 0.909375, 0.725, 0.421875, 0.0])
-        video = _out(nodes_lt.EmptyLTXVLatentVideo.execute(64, 64, frames, 1))[0]
-        if audio:
-            sound = _out(nodes_lt_audio.LTXVEmptyLatentAudio.execute(frames, 25, 1, self.audio_vae))[0]
-            self.latent = _out(nodes_lt.LTXVConcatAVLatent.execute(video, sound))[0]
-        else:
-            self.latent = video
-
-    def reference(self, seed: int):
-        """What SamplerCustomAdvanced gives for this seed."""
-        noise = _out(self.cs.RandomNoise.execute(seed))[0]
-        return _out(self.cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
-                                                          self.sigmas, self.latent))[0]["samples"]
-
-    def generator(self, max_batch: int = 4):
-        from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
-        return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
-                                self.audio_vae, "a dog barking", 25.0, max_batch)
+    return tiny_ltx.in_process(tmp_path_factory.mktemp("models"))
 
 
 def parts(x):
@@ -99,7 +45,7 @@ class Mean:
 
 @pytest.fixture(scope="module")
 def av(comfy_code):
-    return Graph(*comfy_code)
+    return tiny_ltx.StandardGraph(comfy_code)
 
 
 def test_naive_equals_sampler_custom_advanced_bit_for_bit(av):
@@ -172,7 +118,7 @@ def test_mutation_follows_the_models_noise_scaling(av):
 
 
 def test_a_stochastic_sampler_gives_each_candidate_the_same_result_in_any_batch(comfy_code):
-    graph = Graph(*comfy_code, sampler="euler_ancestral")
+    graph = tiny_ltx.StandardGraph(comfy_code, sampler="euler_ancestral")
     gen = graph.generator(max_batch=4)
     assert not gen.deterministic
     noise = gen.initial_noise([1, 2, 3])
@@ -185,7 +131,7 @@ def test_a_video_only_model_runs_the_same_way(comfy_code):
     from comfyui_avits.search.aggregation import WeightedSum
     from comfyui_avits.search.strategies import BestOfNConfig, best_of_n
 
-    graph = Graph(*comfy_code, audio=False)
+    graph = tiny_ltx.StandardGraph(comfy_code, audio=False)
     result = best_of_n(graph.generator(max_batch=1), [Mean()], WeightedSum(), BestOfNConfig(2, seed=5))
     assert not getattr(result.best_latent["samples"], "is_nested", False)
     for k, c in enumerate(result.candidates):
@@ -199,7 +145,7 @@ def test_guide_frames_under_a_noise_mask_follow_an_unsplit_run(comfy_code):
     run equals the unsplit one."""
     from comfy.nested_tensor import NestedTensor
 
-    graph = Graph(*comfy_code)
+    graph = tiny_ltx.StandardGraph(comfy_code)
     video, audio = graph.latent["samples"].unbind()
     guide = video.clone()
     guide[:, :, :1] = torch.randn(guide[:, :, :1].shape, generator=torch.Generator().manual_seed(0))
