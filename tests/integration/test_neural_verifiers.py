@@ -5,6 +5,7 @@ formats from the server's models folder (written by scripts/tiny_models): each v
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -42,6 +43,17 @@ def score_graph(frames=48, height=64, width=80, samples=32000, sample_rate=16000
                                  "prompt": "a dog barking", "verifiers": list(verifiers)}}}
 
 
+@contextmanager
+def moved_away(path):
+    """The model file or folder out of the models folder for a while."""
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    try:
+        yield
+    finally:
+        aside.rename(path)
+
+
 def scores_of(entry) -> dict:
     """The table the node shows, read back: one 'reward  value' line each."""
     lines = "\n".join(entry["outputs"]["score"]["text"]).splitlines()
@@ -69,14 +81,10 @@ def test_a_search_over_toyav_with_javisscore_and_av_align(comfy, models):
 
 def test_a_missing_or_wrong_checkpoint_says_which_file_where_and_where_to_get_it(comfy, models):
     path = models["imagebind"]
-    hidden = path.with_name("elsewhere.bin")
-    path.rename(hidden)
-    try:
-        with pytest.raises(ExecutionFailed, match=r"'imagebind_huge.pth' was not found in "
-                                                  r"models/imagebind/ .*dl.fbaipublicfiles.com"):
-            comfy.run(score_graph())
-    finally:
-        hidden.rename(path)
+    with moved_away(path), pytest.raises(ExecutionFailed, match=r"'imagebind_huge.pth' was not "
+                                                                r"found in models/imagebind/ "
+                                                                r".*dl.fbaipublicfiles.com"):
+        comfy.run(score_graph())
     state = torch.load(path, weights_only=True)
     state["modality_heads.audio.2.weight"] = torch.zeros(3, 3)
     torch.save(state, path.with_name("wrong.pth"))
@@ -135,12 +143,7 @@ def test_videoreward_and_vqascore_score_a_clip_through_the_api(comfy, models):
 
 def test_a_missing_qwen_folder_says_what_to_put_where(comfy, models):
     graph = {**score_graph(verifiers=("qset", 0)), **json.loads(json.dumps(QWEN))}
-    path = models["videoreward"]
-    hidden = path.with_name("hidden-videoreward")
-    path.rename(hidden)
-    try:
-        with pytest.raises(ExecutionFailed, match=r"'VideoReward' was not found in "
-                                                  r"models/videoreward/.*huggingface.co/KwaiVGI/VideoReward"):
-            comfy.run(graph)
-    finally:
-        hidden.rename(path)
+    with moved_away(models["videoreward"]), pytest.raises(
+            ExecutionFailed, match=r"'VideoReward' was not found in models/videoreward/"
+                                   r".*huggingface.co/KwaiVGI/VideoReward"):
+        comfy.run(graph)
