@@ -37,6 +37,12 @@ def subfolder_choices(folder: str, default: str) -> list[str]:
     return sorted(names)
 
 
+def folder_input(folder: str, default: str, tooltip: str) -> io.Combo.Input:
+    """A loader's choice of checkpoint folder inside ``models/<folder>/``."""
+    return io.Combo.Input("folder", options=subfolder_choices(folder, default), default=default,
+                          tooltip=tooltip)
+
+
 def find(folder: str, name: str, what: str, published: str, is_dir: bool = False) -> Path:
     """The full path of ``name`` in model folder ``folder``, or an error that names the file,
     the folders searched and where to get the official weights."""

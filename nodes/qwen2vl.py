@@ -11,7 +11,7 @@ from ..verifiers.videoreward.checkpoint import PUBLISHED as VIDEOREWARD_PUBLISHE
 from ..verifiers.vqascore import PUBLISHED as VQASCORE_PUBLISHED
 from ..verifiers.vqascore import VQAScore, load_vqascore
 from . import types
-from .models import dtype_for, dtype_input, file_state, find, register_folder, subfolder_choices
+from .models import dtype_for, dtype_input, file_state, find, folder_input, register_folder
 from .verifiers import NAME_TOOLTIP
 
 VIDEOREWARD, VIDEOREWARD_DEFAULT = "videoreward", "VideoReward"
@@ -39,10 +39,9 @@ class VideoRewardLoaderNode(io.ComfyNode):
                         "folder in models/videoreward/ in the layout it is published in "
                         "(model_config.json, checkpoint-*/model.pth, checkpoint-*/tokenizer/).",
             inputs=[
-                io.Combo.Input("folder", options=subfolder_choices(VIDEOREWARD, VIDEOREWARD_DEFAULT),
-                               default=VIDEOREWARD_DEFAULT,
-                               tooltip=f"A folder in models/videoreward/; the official one is "
-                                       f"{VIDEOREWARD_PUBLISHED}."),
+                folder_input(VIDEOREWARD, VIDEOREWARD_DEFAULT,
+                             f"A folder in models/videoreward/; the official one is "
+                             f"{VIDEOREWARD_PUBLISHED}."),
                 dtype_input(),
             ],
             outputs=[VideoRewardModel.Output(display_name="videoreward")],
@@ -88,10 +87,9 @@ class VQAScoreNode(io.ComfyNode):
                         "to whether the video shows the prompt. Optional; about 100x the cost of "
                         "VideoReward with the paper's 11B model, far less with Qwen2-VL-2B.",
             inputs=[
-                io.Combo.Input("folder", options=subfolder_choices(VQASCORE, VQASCORE_DEFAULT),
-                               default=VQASCORE_DEFAULT,
-                               tooltip=f"A Qwen2-VL model folder (hub layout) in models/vqascore/, "
-                                       f"e.g. {VQASCORE_PUBLISHED}."),
+                folder_input(VQASCORE, VQASCORE_DEFAULT,
+                             f"A Qwen2-VL model folder (hub layout) in models/vqascore/, e.g. "
+                             f"{VQASCORE_PUBLISHED}."),
                 dtype_input(),
                 io.String.Input("name", default="vqascore", advanced=True, tooltip=NAME_TOOLTIP),
             ],
