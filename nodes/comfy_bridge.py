@@ -110,9 +110,11 @@ class ComfyAVGenerator:
         return [comfy.sample.prepare_noise(self._samples, int(s)) for s in seeds]
 
     def mutate(self, state, step: int, beta: float, seed: int, mode: str):
-        """Step 0: sqrt(1 - beta^2) noise + beta eps. Later: the reference's sigma eps added to
-        the noisy latent the model sees (model_sampling.noise_scaling), and only where the
-        noise mask lets the sampler denoise (guide frames stay as they are)."""
+        """Step 0: sqrt(1 - beta^2) noise + beta eps. Later: eps added to the noisy latent the
+        model sees (model_sampling.noise_scaling), only where the noise mask lets the sampler
+        denoise (guide frames stay as they are); scaled as the reference scales it, by the raw
+        timestep 1 - step / steps before any schedule shift (0.667 at step 10 of 30), or for
+        'variance_preserving' by the step's sigma."""
         if isinstance(state, Guided):
             return Guided(self.mutate(state.latent, step, beta, seed, mode), state.noise)
         eps = comfy.sample.prepare_noise(state, int(seed))
@@ -126,7 +128,8 @@ class ComfyAVGenerator:
         noise, _ = comfy.utils.pack_latents(_parts(eps))
         s = torch.tensor(sigma)
         x = sampling.noise_scaling(s, torch.zeros_like(flat), model.process_latent_in(flat))
-        moved = mutate_flow_state(x, noise, step, sigma, beta, mode)
+        std = 1 - step / self.steps if mode == "reference" else sigma
+        moved = mutate_flow_state(x, noise, step, std, beta, mode)
         mask = self._flat_mask(shapes, flat.device)
         if mask is not None:
             moved = x + mask * (moved - x)
@@ -155,7 +158,7 @@ class ComfyAVGenerator:
             raise ValueError(f"need 0 <= start <= end <= {self.steps}, got {start}, {end}")
         stops = sorted({r for r in record if start < r < end} | {end})
         recorded = {r: list(states) for r in record if r == start}
-        seeds = list(seeds) or [0] * len(states)
+        seeds = list(seeds) or list(range(len(states)))
         current, at = list(states), start
         for stop in stops:
             if stop > at:
@@ -165,11 +168,27 @@ class ComfyAVGenerator:
                 recorded[stop] = list(current)
         return current, recorded
 
-    def _run(self, states: list, seeds: list[int], start: int, end: int, on_step) -> list:
+    def _groups(self, seeds: list[int]) -> list[tuple[int, int]]:
+        """Index ranges sampled in one call: with a deterministic sampler up to ``max_batch``
+        candidates of consecutive seeds (the sampler's seed reaches the model's conditioning,
+        row i as seed + i, as JavisDiT's prior draws it); a stochastic sampler runs each alone."""
         group = self.max_batch if self.deterministic else 1
+        ranges, i = [], 0
+        while i < len(seeds):
+            j = i + 1
+            while j < len(seeds) and j - i < group and seeds[j] == seeds[i] + (j - i):
+                j += 1
+            ranges.append((i, j))
+            i = j
+        return ranges
+
+    def _run(self, states: list, seeds: list[int], start: int, end: int, on_step) -> list:
         out = []
-        for i in range(0, len(states), group):
-            part, seed = states[i:i + group], seeds[i] + 1_000_003 * start
+        for i, j in self._groups(seeds):
+            # a deterministic sampler sees the candidate's own seed in every segment; a
+            # stochastic one a fresh noise stream per segment
+            part = states[i:j]
+            seed = seeds[i] if self.deterministic else seeds[i] + 1_000_003 * start
             initial = _cat([s.noise if isinstance(s, Guided) else s for s in part])
             noise, latent = self._inputs(part, initial, start)
             done = _split(self._sample(noise, latent, len(part), start, end, seed, on_step))
@@ -228,6 +247,8 @@ class ComfyAVGenerator:
         if self.audio_vae is not None and len(parts) > 1:
             audio = self.audio_vae.decode(parts[-1]).movedim(-1, 1).float().cpu()
             rate = int(self.audio_vae.first_stage_model.output_sample_rate)
+            # sound decoded past the picture's end (a latent rounded up) is cut to the clip
+            audio = audio[..., :max(1, round(video.shape[1] / self.fps * rate))]
         else:
             audio = torch.zeros(video.shape[0], 1, max(1, round(video.shape[1] / self.fps * SILENT_RATE)))
             rate = SILENT_RATE

@@ -69,7 +69,7 @@ FILES = {"ltxav": "diffusion_models/ltxav_tiny.safetensors",
          "audio_vae": "checkpoints/ltxav_audio_vae_tiny.safetensors"}
 
 
-def _import_comfy() -> None:
+def import_comfy() -> None:
     """ComfyUI's modules parse sys.argv on import: outside its main.py, parse ``--cpu`` only."""
     if "comfy.cli_args" in sys.modules:
         return
@@ -104,7 +104,7 @@ def _random(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
 
 def state_dicts(seed: int = SEED) -> dict[str, tuple[dict[str, torch.Tensor], dict]]:
     """Each file's float32 state dict and the ``config`` metadata its loader reads."""
-    _import_comfy()
+    import_comfy()
     import comfy.ops
     from comfy.ldm.lightricks.av_model import LTXAVModel
     from comfy.ldm.lightricks.model import LTXVModel

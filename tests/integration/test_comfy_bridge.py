@@ -107,10 +107,14 @@ def test_mutation_follows_the_models_noise_scaling(av):
     at2, _ = gen.denoise([noise], 0, 2, [3])
     child = gen.mutate(at2[0], 2, 0.2, 11, "reference")
     eps = comfy.sample.prepare_noise(at2[0], 11)
-    sigma = float(av.sigmas[2])
+    sigma, raw = float(av.sigmas[2]), 1 - 2 / 5
     for c, s, e in zip(parts(child), parts(at2[0]), parts(eps)):
-        # flow models: the sampler's state is x / (1 - sigma); x gains sigma * eps
-        assert torch.allclose(c * (1 - sigma), s * (1 - sigma) + sigma * e, atol=1e-5)
+        # flow models: the sampler's state is x / (1 - sigma); x gains the reference's raw
+        # timestep (1 - step / steps, not the shifted sigma) times eps
+        assert torch.allclose(c * (1 - sigma), s * (1 - sigma) + raw * e, atol=1e-5)
+    vp = gen.mutate(at2[0], 2, 0.2, 11, "variance_preserving")
+    for c, s, e in zip(parts(vp), parts(at2[0]), parts(eps)):
+        assert torch.allclose(c * (1 - sigma), 0.96 ** 0.5 * s * (1 - sigma) + 0.2 * sigma * e, atol=1e-5)
     first = gen.mutate(noise, 0, 0.2, 11, "reference")
     eps0 = comfy.sample.prepare_noise(noise, 11)
     assert all(torch.allclose(f, 0.96 ** 0.5 * n + 0.2 * e) for f, n, e in

@@ -1,0 +1,1 @@
+"""JavisDiT v0.1 in plain torch: the DiT, its prior, text encoder and decoders."""
