@@ -134,8 +134,10 @@ class JavisDiTLoaderNode(io.ComfyNode):
         weights = dtype_for(dtype)
         offload = comfy.model_management.unet_offload_device()
         model = load_javisdit(_folder(dit, "JavisDiT DiT folder", dit_mod.PUBLISHED), weights)
+        # the SDXL-style image VAE can overflow in fp16: fp16 devices decode in fp32
         video = video_vae_mod.load_opensora_vae(
-            _folder(video_vae, "OpenSora VAE folder", video_vae_mod.PUBLISHED), weights, offload)
+            _folder(video_vae, "OpenSora VAE folder", video_vae_mod.PUBLISHED),
+            torch.float32 if weights == torch.float16 else weights, offload)
         audio = audio_vae_mod.load_audioldm2(
             _folder(audio_vae, "AudioLDM2 folder", audio_vae_mod.PUBLISHED), torch.float32, offload)
         encoders = TextEncoders(

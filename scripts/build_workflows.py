@@ -28,8 +28,15 @@ LTX2 = {"1": (40, 60), "2": (40, 260), "3": (40, 400), "4": (420, 60), "5": (420
         "16": (1180, 1000), "17": (1560, 1000), "18": (1940, 900), "19": (1940, 1080),
         "20": (1940, 60), "21": (2360, 60), "22": (2360, 240), "23": (2360, 400),
         "24": (2740, 60), "25": (3100, 60)}
+# JavisDiT: loaders and conditioning left, the sampling graph in the middle, verifiers under
+# it, the search and saving right.
+JAVISDIT = {"1": (40, 60), "2": (40, 380), "3": (420, 60), "4": (820, 60), "5": (820, 340),
+            "6": (820, 480), "7": (1200, 60), "8": (1560, 60), "9": (820, 620), "10": (1200, 620),
+            "11": (1200, 780), "12": (1560, 700), "13": (1560, 880), "14": (1960, 60),
+            "15": (2380, 60), "16": (2380, 240)}
 LAYOUTS = {"toyav_best_of_n": TOYAV, "toyav_evosearch": TOYAV, "toyav_evosearch_javisscore": TOYAV,
-           "ltx2_best_of_n_arw": LTX2, "ltx2_evosearch_arw": LTX2}
+           "ltx2_best_of_n_arw": LTX2, "ltx2_evosearch_arw": LTX2,
+           "javisdit_best_of_n_arw": JAVISDIT, "javisdit_evosearch_arw": JAVISDIT}
 
 LTX2_FILES = (
     "Model files\n\nmodels/checkpoints/ltx-2-19b-distilled.safetensors (LTX-2 with its video "
@@ -47,7 +54,51 @@ LTX2_VERIFIERS = (
     "'hacked'. The ARW state 'ltx2' keeps learning across prompts; a failed prompt leaves it "
     "unchanged.")
 
+JAVISDIT_FILES = (
+    "Model files (JavisDiT v0.1)\n\n"
+    "models/javisdit/JavisDiT-v0.1-jav-240p4s/ (config.json + model.safetensors; "
+    "https://huggingface.co/JavisVerse/JavisDiT-v0.1-jav-240p4s)\n"
+    "models/javisdit/JavisDiT-v0.1-prior/ (https://huggingface.co/JavisVerse/JavisDiT-v0.1-prior)\n"
+    "models/javisdit/OpenSora-VAE-v1.2/ (https://huggingface.co/hpcai-tech/OpenSora-VAE-v1.2)\n"
+    "models/javisdit/audioldm2/ with its vae/ and vocoder/ subfolders "
+    "(https://huggingface.co/cvssp/audioldm2, CC BY-NC-SA 4.0)\n"
+    "models/text_encoders/t5xxl_fp16.safetensors (T5 v1.1 XXL, the file Flux uses: "
+    "https://huggingface.co/comfyanonymous/flux_text_encoders)\n"
+    "models/imagebind/imagebind_huge.pth (the prior's text features and JavisScore; "
+    "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth, CC BY-NC-SA 4.0)\n"
+    "models/videoreward/VideoReward/ (https://huggingface.co/KwaiVGI/VideoReward)\n\n"
+    "pip install --no-deps diffusers==0.42.1 imagebind-unofficial==0.1.1 ftfy regex iopath einops timm")
+JAVISDIT_VERIFIERS = (
+    "Verifiers\n\nVideoReward-TA (does the video show the prompt?) plus JavisScore (does the "
+    "sound move with the picture?), combined by ARW: the paper's setting on JavisDiT. The ARW "
+    "state 'javisdit' keeps learning across prompts; a failed prompt leaves it unchanged.")
+JAVISDIT_SAMPLING = (
+    "The reference's sampling\n\n4 s at 240p 9:16 (102 frames at 24 fps, 4.25 s of 16 kHz "
+    "sound), 30 Euler steps on the exact shifted sigmas of AVITS JavisDiT Scheduler (shift "
+    "3.42 here), CFG 7 against the model's learned null caption and prior. Each candidate's "
+    "prior sample is drawn from its seed, so candidate k is SamplerCustomAdvanced with seed + k."
+    "\n\nmax_batch on the generator: candidates through the DiT at once (memory).")
+
 NOTES = {
+    "javisdit_best_of_n_arw": [
+        ((1960, 420), (380, 300),
+         "Best-of-N on JavisDiT\n\nThe paper's first search: 5 candidates (seeds 0..4), "
+         "each scored by VideoReward-TA and JavisScore, the best by ARW returned as frames, "
+         "audio and latent and saved with its report."),
+        ((40, 720), (740, 420), JAVISDIT_FILES),
+        ((420, 340), (360, 340), JAVISDIT_SAMPLING),
+        ((1960, 760), (380, 240), JAVISDIT_VERIFIERS),
+    ],
+    "javisdit_evosearch_arw": [
+        ((1960, 420), (380, 320),
+         "EvoSearch on JavisDiT\n\nThe reference config: evolution at steps 0 and 10 of 30, "
+         "populations 5/5/5, 2 elites, mutation rate 0.2, tournament 0.5. Unmutated elites are "
+         "never denoised again: 300 denoiser calls for 11 distinct candidates, where the "
+         "reference spends 400 for 15 (4 of them duplicates)."),
+        ((40, 720), (740, 420), JAVISDIT_FILES),
+        ((420, 340), (360, 340), JAVISDIT_SAMPLING),
+        ((1960, 780), (380, 240), JAVISDIT_VERIFIERS),
+    ],
     "toyav_best_of_n": [
         ((1180, 60), (420, 330),
          "Best-of-N\n\nSamples N candidates from seeds seed..seed+N-1 in one batch, scores each "

@@ -62,8 +62,8 @@ def write_dit(models_dir: Path, folder: str = DIT_FOLDER, **sizes) -> Path:
     return path
 
 
-def write(models_dir: Path) -> dict[str, Path]:
-    """Every JavisDiT file, and the tiny ImageBind the prior reads."""
+def write(models_dir: Path, imagebind: bool = True) -> dict[str, Path]:
+    """Every JavisDiT file, and (unless told not to) the tiny ImageBind the prior reads."""
     import tiny_imagebind
     import tiny_javisdit_decoders
     import tiny_javisdit_prior
@@ -73,7 +73,8 @@ def write(models_dir: Path) -> dict[str, Path]:
     out = {"dit": write_dit(models_dir), "prior": tiny_javisdit_prior.write(models_dir)["folder"]}
     out.update(tiny_javisdit_decoders.write(models_dir))
     out["t5"] = next(iter(tiny_t5.write(models_dir).values()))
-    out["imagebind"] = tiny_imagebind.write(models_dir)
+    if imagebind:
+        out["imagebind"] = tiny_imagebind.write(models_dir)
     return out
 
 

@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...verifiers.imagebind.package import model_module, tokenizer
+from .files import CheckpointError
 
 PUBLISHED = "https://huggingface.co/JavisVerse/JavisDiT-v0.1-prior"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -44,9 +45,6 @@ and onset head (``encode_va`` / ``pred_onset``, both off at inference). Their ke
 LOGVAR_RANGE = (-30.0, 20.0)
 LN_EPS = 1e-5  # nn.Transformer's default, used by every norm of the reference's transformer
 
-
-class PriorCheckpointError(ValueError):
-    """A prior folder whose config or weights do not describe an ST-prior this code can build."""
 
 
 @dataclass(frozen=True)
@@ -240,9 +238,9 @@ def _read_config(path: Path) -> PriorConfig:
     try:
         config = PriorConfig.from_json(json.loads(path.read_text()))
     except (ValueError, TypeError) as e:
-        raise PriorCheckpointError(f"{path} is not an ST-prior config: {e}") from None
+        raise CheckpointError(f"{path} is not an ST-prior config: {e}") from None
     if config.hidden_size % config.nhead:
-        raise PriorCheckpointError(f"{path}: hidden_size {config.hidden_size} does not divide into "
+        raise CheckpointError(f"{path}: hidden_size {config.hidden_size} does not divide into "
                                    f"{config.nhead} heads")
     return config
 
@@ -253,7 +251,7 @@ def _read_weights(path: Path) -> Mapping[str, torch.Tensor]:
         return load_file(str(path))
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
-        raise PriorCheckpointError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state
 
 
@@ -263,11 +261,11 @@ def _check(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tenso
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     if missing or unexpected:
-        raise PriorCheckpointError(f"{path} does not fit the ST-prior its config.json describes: "
+        raise CheckpointError(f"{path} does not fit the ST-prior its config.json describes: "
                                    f"missing {_few(missing)}, unexpected {_few(unexpected)}")
     for key, want in expected.items():
         if state[key].shape != want.shape:
-            raise PriorCheckpointError(f"{path}: '{key}' is {tuple(state[key].shape)}, but "
+            raise CheckpointError(f"{path}: '{key}' is {tuple(state[key].shape)}, but "
                                        f"config.json implies {tuple(want.shape)}")
 
 

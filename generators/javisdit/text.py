@@ -40,9 +40,6 @@ QUANT_MARKERS = ("scaled_fp8", ".scale_weight", ".scale_input", ".weight_scale",
                  ".comfy_quant")
 
 
-class T5CheckpointError(CheckpointError):
-    """A T5 file or folder whose tensors do not describe a T5 encoder this code can build."""
-
 
 # ---- prompt cleaning ---------------------------------------------------------------------------
 
@@ -240,7 +237,7 @@ def _missing(path: Path, what: str) -> FileNotFoundError:
 
 def _refuse_quantised(path: Path, keys: Iterable[str], metadata: dict | None) -> None:
     if (metadata or {}).get("_quantization_metadata") or any(k.endswith(QUANT_MARKERS) for k in keys):
-        raise T5CheckpointError(
+        raise CheckpointError(
             f"{path} is a scaled/quantised fp8 T5 (ComfyUI's mixed-precision format), which this "
             f"loader does not dequantise; use t5xxl_fp16.safetensors instead ({FILE_URL})")
 
@@ -250,7 +247,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         keys = list(f.keys())
         _refuse_quantised(path, keys, f.metadata())
         if not any(map(_is_encoder_key, keys)):
-            raise T5CheckpointError(f"{path} is not a T5 encoder: no shared.weight or encoder.* "
+            raise CheckpointError(f"{path} is not a T5 encoder: no shared.weight or encoder.* "
                                     f"keys (it has {sorted(keys)[:3]}...)")
         return {k: f.get_tensor(k) for k in keys if _is_encoder_key(k)}
 
@@ -258,7 +255,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     if not isinstance(sd, dict):
-        raise T5CheckpointError(f"{path} does not hold a state dict")
+        raise CheckpointError(f"{path} does not hold a state dict")
     _refuse_quantised(path, sd, None)
     return {k: v for k, v in sd.items() if _is_encoder_key(k)}
 
@@ -295,17 +292,17 @@ def config_from_state_dict(tensors: dict[str, torch.Tensor], path: Path):
     q_key = "encoder.block.0.layer.0.SelfAttention.q.weight"
     embed = tensors.get("shared.weight", tensors.get("encoder.embed_tokens.weight"))
     if embed is None or bias_key not in tensors or q_key not in tensors:
-        raise T5CheckpointError(
+        raise CheckpointError(
             f"{path} is not a T5 encoder in the transformers key layout: it lacks "
             f"shared.weight, {q_key} or {bias_key}")
     ff = "encoder.block.0.layer.1.DenseReluDense."
     gated = ff + "wi_0.weight" in tensors
     if not gated and ff + "wi.weight" not in tensors:
-        raise T5CheckpointError(f"{path}: no feed-forward weights under {ff}")
+        raise CheckpointError(f"{path}: no feed-forward weights under {ff}")
     buckets, heads = tensors[bias_key].shape
     inner = tensors[q_key].shape[0]
     if inner % heads:
-        raise T5CheckpointError(f"{path}: {q_key} has {inner} rows, not a multiple of the "
+        raise CheckpointError(f"{path}: {q_key} has {inner} rows, not a multiple of the "
                                 f"{heads} heads of {bias_key}")
     layers = {int(k.split(".")[2]) for k in tensors if k.startswith("encoder.block.")}
     return T5Config(
@@ -332,11 +329,11 @@ def build_encoder(config, tensors: dict[str, torch.Tensor], path: Path,
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise T5CheckpointError(f"{path} does not fit a T5 encoder of {config.num_layers} layers: "
+        raise CheckpointError(f"{path} does not fit a T5 encoder of {config.num_layers} layers: "
                                 f"missing {missing[:5]}, unexpected {unexpected[:5]}")
     for key, shape in expected.items():
         if tensors[key].shape != shape:
-            raise T5CheckpointError(f"{path}: {key} has shape {tuple(tensors[key].shape)}, a T5 "
+            raise CheckpointError(f"{path}: {key} has shape {tuple(tensors[key].shape)}, a T5 "
                                     f"encoder with these sizes needs {tuple(shape)}")
     keep32 = set(model._keep_in_fp32_modules or ()) if dtype == torch.float16 else set()
     state = {k: v.to(torch.float32 if keep32.intersection(k.split(".")) else dtype)
@@ -365,7 +362,7 @@ class T5TextEncoder:
 
     def __init__(self, model, tokenizer, max_length: int = MAX_TOKENS) -> None:
         if len(tokenizer) > model.config.vocab_size:
-            raise T5CheckpointError(f"the tokenizer has {len(tokenizer)} tokens, more than the "
+            raise CheckpointError(f"the tokenizer has {len(tokenizer)} tokens, more than the "
                                     f"{model.config.vocab_size} embeddings of the T5 weights")
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
 
@@ -418,7 +415,7 @@ def load_t5(path: Path, tokenizer_dir: Path, dtype: torch.dtype = torch.float32)
         config = T5Config.from_pretrained(str(path), local_files_only=True)
     elif path.is_file():
         if path.suffix != ".safetensors":
-            raise T5CheckpointError(f"{path}: a single T5 file must be .safetensors ({FILE_URL})")
+            raise CheckpointError(f"{path}: a single T5 file must be .safetensors ({FILE_URL})")
         tensors = _read_safetensors(path)
         config = config_from_state_dict(tensors, path)
     else:

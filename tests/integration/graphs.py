@@ -4,6 +4,7 @@ reports and state files they leave, read strictly (a NaN token is an error)."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 from comfyctl import REPO
@@ -124,3 +125,14 @@ def ltx_search_graph(tiny: dict[str, Path], search: str = "AVITS_EvoSearch", sta
     g["s"] = {"class_type": search, "inputs": common}
     g["15"]["inputs"]["av_latent"] = ["s", 2]
     return g
+
+
+@contextmanager
+def moved_away(path: Path):
+    """The model file or folder out of the models folder for a while."""
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    try:
+        yield
+    finally:
+        aside.rename(path)

@@ -5,14 +5,12 @@ formats from the server's models folder (written by scripts/tiny_models): each v
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
-
 import pytest
 import torch
 
 import tiny_models
 from comfyctl import ExecutionFailed, QueueRejected
-from graphs import load, report_of
+from graphs import load, moved_away, report_of
 
 pytestmark = pytest.mark.integration
 
@@ -41,17 +39,6 @@ def score_graph(frames=48, height=64, width=80, samples=32000, sample_rate=16000
             "score": {"class_type": "AVITS_ScoreAV",
                       "inputs": {"images": ["clip", 0], "audio": ["clip", 1], "fps": 24.0,
                                  "prompt": "a dog barking", "verifiers": list(verifiers)}}}
-
-
-@contextmanager
-def moved_away(path):
-    """The model file or folder out of the models folder for a while."""
-    aside = path.with_name(path.name + ".aside")
-    path.rename(aside)
-    try:
-        yield
-    finally:
-        aside.rename(path)
 
 
 def scores_of(entry) -> dict:

@@ -18,7 +18,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from comfyui_avits.generators.javisdit.prior import (PUBLISHED, PriorCheckpointError, PriorConfig,
+from comfyui_avits.generators.javisdit.files import CheckpointError
+from comfyui_avits.generators.javisdit.prior import (PUBLISHED, PriorConfig,
                                                      STPrior, load_prior, text_hidden, text_tokens)
 from comfyui_avits.verifiers.imagebind import load_imagebind
 from comfyui_avits.verifiers.imagebind.package import tokenizer
@@ -262,20 +263,20 @@ def test_bad_folders_say_what_is_wrong(folder, tmp_path):
         load_prior(tmp_path / "no_weights")
     state = load_file(str(folder / "model.safetensors"))
     wrong = copy_folder(folder, tmp_path / "wrong", state | {"in_proj.weight": torch.zeros(32, 1024)})
-    with pytest.raises(PriorCheckpointError,
+    with pytest.raises(CheckpointError,
                        match=r"wrong/model.safetensors: 'in_proj.weight' is \(32, 1024\)"):
         load_prior(wrong)
     deeper = copy_folder(folder, tmp_path / "deeper", state, config={"num_decoder_layers": 2})
-    with pytest.raises(PriorCheckpointError, match="missing prior_extractor.decoder.layers.1"):
+    with pytest.raises(CheckpointError, match="missing prior_extractor.decoder.layers.1"):
         load_prior(deeper)
     stray = copy_folder(folder, tmp_path / "stray", state | {"extra.weight": torch.zeros(2)})
-    with pytest.raises(PriorCheckpointError, match="unexpected extra.weight"):
+    with pytest.raises(CheckpointError, match="unexpected extra.weight"):
         load_prior(stray)
     heads = copy_folder(folder, tmp_path / "heads", state, config={"nhead": 3})
-    with pytest.raises(PriorCheckpointError, match="does not divide into 3 heads"):
+    with pytest.raises(CheckpointError, match="does not divide into 3 heads"):
         load_prior(heads)
     listing = tmp_path / "listing"
     copy_folder(folder, listing, state, weights="pytorch_model.bin")
     torch.save([1, 2], listing / "pytorch_model.bin")
-    with pytest.raises(PriorCheckpointError, match="not a state dict"):
+    with pytest.raises(CheckpointError, match="not a state dict"):
         load_prior(listing)

@@ -17,8 +17,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from comfyui_avits.generators.javisdit.files import CheckpointError
 from comfyui_avits.generators.javisdit.text import (FILE_URL, FOLDER_URL, MAX_TOKENS,
-                                                    T5CheckpointError, _HtmlText, clean_caption,
+                                                    _HtmlText, clean_caption,
                                                     load_t5, preprocess_prompt)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -173,18 +174,18 @@ def test_wrong_shapes_and_other_files_say_what_is_wrong(tmp_path, single_file, f
     sd = load_file(str(single_file))
     key = "encoder.block.1.layer.0.SelfAttention.v.weight"
     save_file({**sd, key: torch.zeros(16, 32, dtype=torch.float16)}, str(tmp_path / "wrong.safetensors"))
-    with pytest.raises(T5CheckpointError, match=f"wrong.safetensors.*{key}.*\\(16, 32\\).*\\(32, 32\\)"):
+    with pytest.raises(CheckpointError, match=f"wrong.safetensors.*{key}.*\\(16, 32\\).*\\(32, 32\\)"):
         load_t5(tmp_path / "wrong.safetensors", TOKENIZER)
     short = {k: v for k, v in sd.items() if k != "encoder.final_layer_norm.weight"}
     save_file(short, str(tmp_path / "short.safetensors"))
-    with pytest.raises(T5CheckpointError, match="short.safetensors.*missing.*final_layer_norm"):
+    with pytest.raises(CheckpointError, match="short.safetensors.*missing.*final_layer_norm"):
         load_t5(tmp_path / "short.safetensors", TOKENIZER)
     save_file({"text_model.embeddings.weight": torch.zeros(4, 4)}, str(tmp_path / "clip.safetensors"))
-    with pytest.raises(T5CheckpointError, match="clip.safetensors is not a T5 encoder"):
+    with pytest.raises(CheckpointError, match="clip.safetensors is not a T5 encoder"):
         load_t5(tmp_path / "clip.safetensors", TOKENIZER)
     save_file({**sd, "scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn)},
               str(tmp_path / "t5xxl_fp8_e4m3fn_scaled.safetensors"))
-    with pytest.raises(T5CheckpointError, match="scaled.*fp8.*t5xxl_fp16.safetensors"):
+    with pytest.raises(CheckpointError, match="scaled.*fp8.*t5xxl_fp16.safetensors"):
         load_t5(tmp_path / "t5xxl_fp8_e4m3fn_scaled.safetensors", TOKENIZER)
     # a folder whose config.json disagrees with its weights
     bad = tmp_path / "bad-folder"
@@ -192,7 +193,7 @@ def test_wrong_shapes_and_other_files_say_what_is_wrong(tmp_path, single_file, f
     cfg = json.loads((folder / "config.json").read_text())
     (bad / "config.json").write_text(json.dumps({**cfg, "d_ff": 128}))
     (bad / "model.safetensors").symlink_to(folder / "model.safetensors")
-    with pytest.raises(T5CheckpointError, match="bad-folder.*DenseReluDense.wi_0.weight.*\\(64, 32\\)"):
+    with pytest.raises(CheckpointError, match="bad-folder.*DenseReluDense.wi_0.weight.*\\(64, 32\\)"):
         load_t5(bad, TOKENIZER)
 
 
