@@ -1,8 +1,8 @@
 """What the search costs on top of ComfyUI's own sampling, measured side by side in one run on
-the tiny LTX-AV twins (CPU): seconds per candidate of Best-of-4 through AVITS_ComfyAVGenerator
-(one candidate per model call, and four at once) against one plain SamplerCustomAdvanced run per
-seed, generation only (decoding and verifiers are the search's other costs). On a GPU with the
-real model, the same script shows the same ratio at scale.
+the tiny twins (CPU) of LTX-AV and of JavisDiT: seconds per candidate of Best-of-4 through
+AVITS_ComfyAVGenerator (one candidate per model call, and four at once) against one plain
+SamplerCustomAdvanced run per seed, generation only (decoding and verifiers are the search's
+other costs). On a GPU with the real model, the same script shows the same ratio at scale.
 """
 
 from __future__ import annotations
@@ -16,16 +16,22 @@ from pathlib import Path
 from .common import REPO, comfyui_avits  # noqa: F401 (makes the package importable)
 
 sys.path.insert(0, str(REPO / "scripts"))
+import tiny_javisdit  # noqa: E402
 import tiny_ltx  # noqa: E402
 
 N = 4
 
 
-def main(repeats: int = 5) -> dict:
+def graphs() -> dict:
+    """The tiny LTX-AV graph (33 frames at 128 x 128 + audio, 5 steps) and the tiny JavisDiT
+    graph (17 frames at 64 x 96 + audio, 30 steps, the reference's sampling)."""
     files = tiny_ltx.in_process(Path(tempfile.mkdtemp(prefix="avits-ltx-")))
-    import comfy.utils
-    comfy.utils.PROGRESS_BAR_ENABLED = False  # SamplerCustomAdvanced's own console bar
-    graph = tiny_ltx.StandardGraph(files, frames=33, side=128)
+    tiny_javisdit.in_process(Path(tempfile.mkdtemp(prefix="avits-javisdit-")))
+    return {"tiny LTX-AV (33 x 128 x 128 + audio, 5 steps, CFG)": tiny_ltx.StandardGraph(files, frames=33, side=128),
+            "tiny JavisDiT (17 x 64 x 96 + audio, 30 steps, CFG 7)": tiny_javisdit.StandardGraph()}
+
+
+def measure(graph, repeats: int) -> dict[str, float]:
     times = {"SamplerCustomAdvanced": [], "bridge, max_batch 1": [], "bridge, max_batch 4": []}
     for _ in range(repeats):
         t = time.perf_counter()
@@ -37,13 +43,21 @@ def main(repeats: int = 5) -> dict:
             t = time.perf_counter()
             gen.denoise(gen.initial_noise(range(N)), 0, gen.steps, list(range(N)))
             times[f"bridge, max_batch {batch}"].append((time.perf_counter() - t) / N)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    base = med["SamplerCustomAdvanced"]
-    print(f"Generation per candidate, tiny LTX-AV (33 frames at 128 x 128 + audio, 5 steps, CFG), "
-          f"CPU, median of {repeats}")
-    for k, v in med.items():
-        print(f"  {k:28s} {v * 1e3:8.1f} ms   ratio {v / base:5.2f}")
-    return {"ms": {k: v * 1e3 for k, v in med.items()}}
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main(repeats: int = 5) -> dict:
+    import comfy.utils
+    out = {}
+    for name, graph in graphs().items():
+        comfy.utils.PROGRESS_BAR_ENABLED = False  # SamplerCustomAdvanced's own console bar
+        med = measure(graph, repeats)
+        base = med["SamplerCustomAdvanced"]
+        print(f"Generation per candidate, {name}, CPU, median of {repeats}")
+        for k, v in med.items():
+            print(f"  {k:28s} {v * 1e3:8.1f} ms   ratio {v / base:5.2f}")
+        out[name] = {k: v * 1e3 for k, v in med.items()}
+    return out
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from ..generators.javisdit import prior as prior_mod
 from ..generators.javisdit import schedule, sizes
 from ..generators.javisdit import text as text_mod
 from ..generators.javisdit import video_vae as video_vae_mod
+from ..verifiers.imagebind.package import tokenizer as imagebind_tokenizer
 from .imagebind import ImageBind
 from .javisdit_model import load_javisdit
 from .models import dtype_for, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
@@ -115,6 +116,9 @@ class JavisDiTLoaderNode(io.ComfyNode):
                                tooltip=f"T5 v1.1 XXL in models/text_encoders/ (the fp16 file "
                                        f"Flux and SD3 use: {text_mod.FILE_URL})."),
                 dtype_input(),
+                io.Combo.Input("device", options=["default", "cpu"], default="default", advanced=True,
+                               tooltip="Where the DiT runs: default is ComfyUI's device (the GPU); "
+                                       "cpu runs it on the CPU (slow)."),
             ],
             outputs=[io.Model.Output(display_name="model"),
                      io.Vae.Output(display_name="video_vae"),
@@ -123,17 +127,18 @@ class JavisDiTLoaderNode(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, dit, prior, video_vae, audio_vae, t5, dtype):
+    def fingerprint_inputs(cls, dit, prior, video_vae, audio_vae, t5, dtype, device="default"):
         folders = [file_state(FOLDER, os.path.join(n, f)) for n, f in (
             (dit, "model.safetensors"), (prior, "model.safetensors"),
             (video_vae, "model.safetensors"), (audio_vae, "vae"))]
-        return ";".join(folders + [file_state(T5_FOLDER, t5), dtype])
+        return ";".join(folders + [file_state(T5_FOLDER, t5), dtype, device])
 
     @classmethod
-    def execute(cls, dit, prior, video_vae, audio_vae, t5, dtype) -> io.NodeOutput:
-        weights = dtype_for(dtype)
+    def execute(cls, dit, prior, video_vae, audio_vae, t5, dtype, device="default") -> io.NodeOutput:
+        weights = torch.float32 if device == "cpu" else dtype_for(dtype)
         offload = comfy.model_management.unet_offload_device()
-        model = load_javisdit(_folder(dit, "JavisDiT DiT folder", dit_mod.PUBLISHED), weights)
+        model = load_javisdit(_folder(dit, "JavisDiT DiT folder", dit_mod.PUBLISHED), weights,
+                              torch.device("cpu") if device == "cpu" else None)
         # the SDXL-style image VAE can overflow in fp16: fp16 devices decode in fp32
         video = video_vae_mod.load_opensora_vae(
             _folder(video_vae, "OpenSora VAE folder", video_vae_mod.PUBLISHED),
@@ -183,7 +188,7 @@ class JavisDiTTextEncodeNode(io.ComfyNode):
             log.warning("AVITS JavisDiT Text Encode: %s", w.message)
         place("encode", [imagebind, text_encoders.prior])
         with torch.no_grad():
-            hidden = prior_mod.text_hidden(imagebind, [prompt])
+            hidden = prior_mod.text_hidden(imagebind, prior_mod.text_tokens([prompt], imagebind_tokenizer()))
             dist = text_encoders.prior.distribution(hidden)
         y, mask = y[:, 0].float().cpu(), mask.cpu()
         positive = [[y, {"attention_mask": mask, "prior_mean": dist.mean.float().cpu(),

@@ -90,7 +90,7 @@ class JavisDiTConfig(comfy.supported_models_base.BASE):
     unet_extra_config: dict = {}
     sampling_settings = {"shift": 1.0, "multiplier": 1000}  # exact shifted sigmas: our scheduler
     latent_format = JavisDiTLatent
-    memory_usage_factor = 2.0
+    memory_usage_factor = 0.5  # an estimate for ComfyUI's memory planning; not measured on a GPU
     supported_inference_dtypes = [torch.bfloat16, torch.float16, torch.float32]
 
     def model_type(self, state_dict, prefix=""):
@@ -100,12 +100,14 @@ class JavisDiTConfig(comfy.supported_models_base.BASE):
         return JavisDiTModel(self, device=device)
 
 
-def load_javisdit(folder, dtype: torch.dtype | None = None) -> comfy.model_patcher.ModelPatcher:
+def load_javisdit(folder, dtype: torch.dtype | None = None,
+                  load_device: torch.device | None = None) -> comfy.model_patcher.ModelPatcher:
     """The DiT of a JavisDiT folder as a MODEL, weights managed by ComfyUI (as sd.py's
     load_diffusion_model_state_dict does for core models)."""
     cfg, sd = read_dit(folder)
     mm = comfy.model_management
-    load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
+    load_device = load_device or mm.get_torch_device()
+    offload_device = mm.unet_offload_device()
     config = JavisDiTConfig(sizes(cfg))
     weight_dtype = next(iter(sd.values())).dtype
     if dtype is None:

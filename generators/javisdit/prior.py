@@ -31,7 +31,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...verifiers.imagebind.package import model_module, tokenizer
 from .files import CheckpointError
 
 PUBLISHED = "https://huggingface.co/JavisVerse/JavisDiT-v0.1-prior"
@@ -188,29 +187,28 @@ class STPrior(nn.Module):
         return dist.sample(dist.draw(generator))
 
 
-def text_tokens(texts: Sequence[str]) -> torch.Tensor:
-    """(B, 77) token ids as JavisDiT's copy of ImageBind's tokenizer makes them: start token,
-    BPE, end token, cut to 77 (so a long text loses its end token, unlike imagebind-unofficial's
-    tokenizer, which forces one into the last slot), zero padding."""
-    tok = tokenizer()
-    sot, eot = tok.encoder["<|startoftext|>"], tok.encoder["<|endoftext|>"]
-    out = torch.zeros(len(texts), tok.context_length, dtype=torch.long)
+def text_tokens(texts: Sequence[str], tokenizer) -> torch.Tensor:
+    """(B, 77) token ids as JavisDiT's copy of ImageBind's tokenizer makes them from ImageBind's
+    BPE ``tokenizer``: start token, BPE, end token, cut to 77 (so a long text loses its end
+    token, unlike imagebind-unofficial's tokenizer, which forces one into the last slot), zero
+    padding."""
+    if isinstance(texts, str) or not texts:
+        raise ValueError("text_tokens takes a non-empty list of texts")
+    sot, eot = tokenizer.encoder["<|startoftext|>"], tokenizer.encoder["<|endoftext|>"]
+    out = torch.zeros(len(texts), tokenizer.context_length, dtype=torch.long)
     for i, text in enumerate(texts):
-        ids = ([sot] + tok.encode(text) + [eot])[:tok.context_length]
+        ids = ([sot] + tokenizer.encode(text) + [eot])[:tokenizer.context_length]
         out[i, :len(ids)] = torch.tensor(ids)
     return out
 
 
 @torch.no_grad()
-def text_hidden(imagebind: nn.Module, texts: Sequence[str]) -> torch.Tensor:
-    """The (B, 77, D) input of the prior: the output of an already-loaded ImageBind's text trunk,
-    before its head (what JavisDiT's ``return_hidden_states=True`` returns)."""
-    if isinstance(texts, str) or not texts:
-        raise ValueError("text_hidden takes a non-empty list of texts")
-    modality = model_module().ModalityType.TEXT
+def text_hidden(imagebind: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The (B, 77, D) input of the prior: the output of an already-loaded ImageBind's text trunk
+    for ``text_tokens``, before its head (what JavisDiT's ``return_hidden_states=True`` returns)."""
     device = next(imagebind.parameters()).device
-    inputs = imagebind.modality_preprocessors[modality](text=text_tokens(texts).to(device))
-    return imagebind.modality_trunks[modality](**inputs["trunk"])
+    inputs = imagebind.modality_preprocessors["text"](text=tokens.to(device))
+    return imagebind.modality_trunks["text"](**inputs["trunk"])
 
 
 def load_prior(folder: str | Path, dtype: torch.dtype = torch.float32,

@@ -55,13 +55,15 @@ def reference_sample(files, graph, seed: int):
     from comfyui_avits.generators.javisdit import prior, text
     from comfyui_avits.generators.javisdit.dit import load_dit
     from comfyui_avits.verifiers.imagebind import load_imagebind
+    from comfyui_avits.verifiers.imagebind.package import tokenizer
 
     info = graph.latent["javisdit"]
     t5 = text.load_t5(files["t5"], Path(comfy.text_encoders.t5.__file__).parent / "t5_tokenizer")
     prompt = text.preprocess_prompt(graph.prompt)
     y, mask = t5.encode([prompt])
     dist = prior.load_prior(files["prior"]).distribution(
-        prior.text_hidden(load_imagebind(files["imagebind"], "cpu", torch.float32), [prompt]))
+        prior.text_hidden(load_imagebind(files["imagebind"], "cpu", torch.float32),
+                          prior.text_tokens([prompt], tokenizer())))
     eps = torch.randn(dist.mean.shape[1:], generator=torch.Generator().manual_seed(seed))
     spatial, temporal = dist.sample(eps[None])
     model = load_dit(files["dit"])

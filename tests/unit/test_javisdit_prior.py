@@ -58,7 +58,7 @@ def prior(folder) -> STPrior:
 
 @pytest.fixture(scope="module")
 def hidden(imagebind) -> torch.Tensor:
-    return text_hidden(imagebind, TEXTS)
+    return text_hidden(imagebind, text_tokens(TEXTS, tokenizer()))
 
 
 def copy_folder(src: Path, dst: Path, state: dict | None = None, config: dict | None = None,
@@ -167,7 +167,7 @@ def test_tokens_follow_javisdit_tokenizer():
     tok = tokenizer()
     sot, eot = tok.encoder["<|startoftext|>"], tok.encoder["<|endoftext|>"]
     long = " ".join(["birds"] * 100)
-    tokens = text_tokens(["a dog barks", long])
+    tokens = text_tokens(["a dog barks", long], tokenizer())
     ids = [sot] + tok.encode("a dog barks") + [eot]
     assert tokens.shape == (2, 77) and tokens.dtype == torch.long
     assert tokens[0, :len(ids)].tolist() == ids and not tokens[0, len(ids):].any()
@@ -183,14 +183,15 @@ def test_text_hidden_is_the_text_trunk_output_of_the_models_own_forward(imagebin
         lambda module, args, out: captured.setdefault("trunk", out))
     try:
         with torch.no_grad():
-            imagebind({"text": text_tokens(TEXTS)})
+            imagebind({"text": text_tokens(TEXTS, tokenizer())})
     finally:
         handle.remove()
     assert hidden.shape == (2, 77, 64)
     torch.testing.assert_close(hidden, captured["trunk"], atol=0, rtol=0)
-    torch.testing.assert_close(text_hidden(imagebind, TEXTS[1:])[0], hidden[1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(text_hidden(imagebind, text_tokens(TEXTS[1:], tokenizer()))[0], hidden[1],
+                               atol=1e-6, rtol=0)
     with pytest.raises(ValueError):
-        text_hidden(imagebind, [])
+        text_tokens([], tokenizer())
 
 
 # ---- sampling ----------------------------------------------------------------------------------
