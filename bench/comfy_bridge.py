@@ -47,9 +47,10 @@ def measure(graph, repeats: int) -> dict[str, float]:
 
 
 def main(repeats: int = 5) -> dict:
+    built = graphs()
     import comfy.utils
     out = {}
-    for name, graph in graphs().items():
+    for name, graph in built.items():
         comfy.utils.PROGRESS_BAR_ENABLED = False  # SamplerCustomAdvanced's own console bar
         med = measure(graph, repeats)
         base = med["SamplerCustomAdvanced"]
