@@ -10,7 +10,7 @@ from comfy_api.latest import io, ui
 
 from ..search.result import SearchResult
 from . import types
-from .media import write_mp4
+from ..core.media import write_mp4
 from .plots import figure_to_image, save_figure, search_plot
 
 

@@ -1,0 +1,1 @@
+"""The evaluation command: configs, runs, tables."""

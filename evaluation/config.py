@@ -1,0 +1,216 @@
+"""The evaluation config: one TOML file, every key checked (an unknown key is an error that names
+it and says which keys the table takes). docs/evaluation.md documents each key."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+AGGREGATORS = ("arw_shared", "arw", "weighted_sum", "rank", "min_max", "z_score_candidates",
+               "z_score_history")
+"""ARW with one state carried across the prompts in order (the paper's setting), ARW fresh for
+each prompt and seed, and the fixed rules of search.aggregation."""
+METHODS = ("naive", "best_of_n", "evosearch", "workflow")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message names the key."""
+
+
+def _take(table: dict, where: str, allowed: dict[str, type | tuple[type, ...]]) -> dict:
+    """``table``'s keys checked against ``allowed`` (name -> accepted types)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                          f"in [{where}]; the keys there are {', '.join(sorted(allowed))}")
+    for key, value in table.items():
+        types = allowed[key]
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise ConfigError(f"{where}.{key} must be {_names(types)}, got {value!r}")
+        if not isinstance(value, types):
+            raise ConfigError(f"{where}.{key} must be {_names(types)}, got {value!r}")
+    return table
+
+
+def _names(types) -> str:
+    return " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Where the prompts come from: a built-in ToyAV set or a text / CSV / JSONL file."""
+
+    set: str | None = None
+    file: Path | None = None
+    column: str = "prompt"
+    count: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Method:
+    """One search method; Best-of-N with a list of n expands to one arm per n."""
+
+    kind: str
+    options: dict[str, Any]
+    label: str
+
+
+@dataclass(frozen=True)
+class ComfyUI:
+    servers: tuple[str, ...]
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    name: str
+    source: Path
+    output: Path
+    seeds: tuple[int, ...]
+    prompts: Prompts
+    generator: dict[str, Any]
+    selection: tuple[str, ...]
+    scale: dict[str, float]
+    metrics_oracle: bool
+    metrics_verifiers: tuple[str, ...]
+    groups: dict[str, str]
+    methods: tuple[Method, ...]
+    aggregators: tuple[str, ...]
+    weights: dict[str, float] | None
+    arw: dict[str, Any] = field(default_factory=dict)
+    comfyui: ComfyUI | None = None
+    gallery: int = 4
+    bootstrap: int = 2000
+
+    @property
+    def backend(self) -> str:
+        return "comfyui" if self.generator["kind"] == "comfyui" else "inprocess"
+
+    def arms(self) -> list[tuple[Method, str]]:
+        """(method, aggregator) pairs: naive and workflows once, searches per aggregator."""
+        out = []
+        for m in self.methods:
+            if m.kind in ("naive", "workflow"):
+                out.append((m, "-"))
+            else:
+                out += [(m, a) for a in self.aggregators]
+        return out
+
+
+def _method(entry: dict, i: int) -> list[Method]:
+    where = f"methods[{i}]"
+    kind = entry.get("kind")
+    if kind not in METHODS:
+        raise ConfigError(f"{where}.kind must be one of {', '.join(METHODS)}, got {kind!r}")
+    if kind == "naive":
+        _take(entry, where, {"kind": str})
+        return [Method("naive", {}, "naive")]
+    if kind == "best_of_n":
+        _take(entry, where, {"kind": str, "n": (int, list)})
+        ns = entry.get("n", [8])
+        ns = [ns] if isinstance(ns, int) else ns
+        if not ns or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in ns):
+            raise ConfigError(f"{where}.n must be a positive integer or a list of them, got {ns!r}")
+        return [Method("best_of_n", {"n": n}, f"best_of_n[n={n}]") for n in ns]
+    if kind == "evosearch":
+        keys = {"kind": str, "evolution_steps": list, "population_sizes": list, "elites": int,
+                "mutation_rate": (float, int), "tournament_ratio": (float, int), "mutation": str,
+                "label": str}
+        _take(entry, where, keys)
+        opts = {k: v for k, v in entry.items() if k not in ("kind", "label")}
+        label = entry.get("label") or ("evosearch[" + ",".join(map(str, opts.get("evolution_steps", [0, 10])))
+                                       + "|" + ",".join(map(str, opts.get("population_sizes", [5, 5, 5]))) + "]")
+        return [Method("evosearch", opts, label)]
+    keys = {"kind": str, "label": str, "workflow": str, "search_node": str, "prompt_inputs": list,
+            "seed_inputs": list, "overrides": dict}
+    _take(entry, where, keys)
+    for key in ("label", "workflow", "search_node", "prompt_inputs"):
+        if key not in entry:
+            raise ConfigError(f"{where}.{key} is required for a workflow method")
+    return [Method("workflow", {k: v for k, v in entry.items() if k not in ("kind", "label")},
+                   entry["label"])]
+
+
+def load(path: Path) -> EvalConfig:
+    """The config at ``path``; relative paths in it are relative to its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict, source: Path) -> EvalConfig:
+    top = _take(raw, "top level", {
+        "name": str, "output": str, "seeds": list, "prompts": dict, "generator": dict,
+        "selection": dict, "metrics": dict, "methods": list, "aggregators": list, "weights": dict,
+        "arw": dict, "comfyui": dict, "gallery": int, "bootstrap": int})
+    base = source.parent
+    for key in ("prompts", "generator", "selection", "methods"):
+        if key not in top:
+            raise ConfigError(f"the config needs [{key}]" if key != "methods" else "the config needs [[methods]]")
+    p = _take(top["prompts"], "prompts", {"set": str, "file": str, "column": str, "count": int, "seed": int})
+    if ("set" in p) == ("file" in p):
+        raise ConfigError("[prompts] needs exactly one of 'set' (a built-in set) or 'file'")
+    prompts = Prompts(p.get("set"), (base / p["file"]) if "file" in p else None, p.get("column", "prompt"),
+                      p.get("count"), p.get("seed", 0))
+    gen = dict(top["generator"])
+    if gen.get("kind") not in ("toyav", "comfyui"):
+        raise ConfigError(f"generator.kind must be 'toyav' or 'comfyui', got {gen.get('kind')!r}")
+    if gen["kind"] == "toyav":
+        _take(gen, "generator", {"kind": str, "world": str, "steps": int, "guidance": (float, int),
+                                 "coupling": (float, int), "caption_noise": (float, int)})
+    else:
+        _take(gen, "generator", {"kind": str})
+    sel = _take(top["selection"], "selection", {"verifiers": list, "scale": dict})
+    metrics = _take(top.get("metrics", {}), "metrics", {"oracle": bool, "verifiers": list, "groups": dict})
+    methods = tuple(m for i, e in enumerate(top["methods"]) for m in _method(_entry(e, i), i))
+    if gen["kind"] == "comfyui":
+        if any(m.kind != "workflow" for m in methods):
+            raise ConfigError("with generator.kind = 'comfyui' every method is kind = 'workflow'")
+        if "comfyui" not in top:
+            raise ConfigError("generator.kind = 'comfyui' needs [comfyui] with servers = [...]")
+    elif any(m.kind == "workflow" for m in methods):
+        raise ConfigError("kind = 'workflow' methods need generator.kind = 'comfyui'")
+    if not any(m.kind == "naive" or m.label == "naive" for m in methods):
+        raise ConfigError("[[methods]] needs the baseline: a kind = 'naive' method (or a workflow "
+                          "labelled 'naive'), which Improvement % is relative to")
+    aggregators = tuple(top.get("aggregators", ["arw_shared"]))
+    bad = [a for a in aggregators if a not in AGGREGATORS]
+    if bad:
+        raise ConfigError(f"aggregators {bad} unknown; choose from {', '.join(AGGREGATORS)}")
+    comfy = None
+    if "comfyui" in top:
+        c = _take(top["comfyui"], "comfyui", {"servers": list, "timeout_s": (float, int)})
+        if not c.get("servers"):
+            raise ConfigError("comfyui.servers must list at least one server URL")
+        comfy = ComfyUI(tuple(c["servers"]), float(c.get("timeout_s", 600)))
+    seeds = top.get("seeds", [0])
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ConfigError(f"seeds must be a list of non-negative integers, got {seeds!r}")
+    return EvalConfig(
+        name=top.get("name", source.stem), source=source,
+        output=base / top.get("output", f"eval-out/{source.stem}"), seeds=tuple(seeds),
+        prompts=prompts, generator=gen, selection=tuple(sel.get("verifiers", [])),
+        scale={k: float(v) for k, v in sel.get("scale", {}).items()},
+        metrics_oracle=metrics.get("oracle", gen["kind"] == "toyav"),
+        metrics_verifiers=tuple(metrics.get("verifiers", [])),
+        groups={k: str(v) for k, v in metrics.get("groups", {}).items()},
+        methods=methods, aggregators=aggregators,
+        weights={k: float(v) for k, v in top["weights"].items()} if "weights" in top else None,
+        arw=_take(top.get("arw", {}), "arw", {"lr": (float, int), "iters": int, "optimizer": str}),
+        comfyui=comfy, gallery=top.get("gallery", 4), bootstrap=top.get("bootstrap", 2000))
+
+
+def _entry(e: Any, i: int) -> dict:
+    if not isinstance(e, dict):
+        raise ConfigError(f"methods[{i}] must be a table ([[methods]])")
+    return e

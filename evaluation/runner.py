@@ -1,0 +1,171 @@
+"""Running an evaluation: the arms (method x aggregator) over every prompt and seed, in a fixed
+order (arm, prompt, seed) so an ARW state shared across prompts sees them as the paper does;
+each result is recorded as soon as it is known. The in-process backend runs the pack's own
+generators and verifiers; the ComfyUI backend queues a user's workflow on running servers."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .config import ConfigError, EvalConfig, Method
+from .results import Results
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One search to run and record."""
+
+    method: Method
+    aggregator: str
+    prompt_index: int
+    prompt: str
+    seed: int
+
+    @property
+    def arm(self) -> str:
+        return f"{self.method.label}/{self.aggregator}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.arm}/p{self.prompt_index:04d}/s{self.seed}"
+
+
+def tasks(config: EvalConfig, prompts: list[str]) -> list[Task]:
+    return [Task(m, a, i, p, s) for m, a in config.arms() for i, p in enumerate(prompts)
+            for s in config.seeds]
+
+
+def clip_name(prompt_index: int, seed: int, arm: str) -> str:
+    """The gallery clip of one result, relative to the output folder."""
+    return f"clips/p{prompt_index:04d}_s{seed}_{re.sub(r'[^A-Za-z0-9]+', '_', arm).strip('_')}.mp4"
+
+
+def wants_clip(config: EvalConfig, task: Task) -> bool:
+    return task.prompt_index < config.gallery and task.seed == config.seeds[0]
+
+
+# --- the in-process backend ---------------------------------------------------------------------
+
+def selection_verifiers(config: EvalConfig) -> list:
+    """The selection set: the named verifiers, each reward multiplied by its ``scale``."""
+    return [_Scaled(v, config.scale[v.name]) if v.name in config.scale else v
+            for v in make_verifiers(config.selection)]
+
+
+def make_verifiers(names: Iterable[str]) -> list:
+    """The weight-free verifiers the in-process backend builds by name."""
+    from ..generators.toyav import ToyTextMatch
+    from ..verifiers.av_align import AVAlign
+    known = {"toy_text_match": ToyTextMatch, "av_align": AVAlign}
+    out = []
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"verifier {name!r} is not built in-process (built in: "
+                              f"{', '.join(known)}); evaluate models with weights through a "
+                              f"ComfyUI workflow (generator.kind = 'comfyui')")
+        out.append(known[name]())
+    return out
+
+
+class _Scaled:
+    """A verifier's reward times a constant (to put two rewards on different scales)."""
+
+    def __init__(self, verifier, factor: float) -> None:
+        self.verifier, self.factor, self.name = verifier, factor, verifier.name
+
+    def __call__(self, batch, prompts):
+        return self.verifier(batch, prompts) * self.factor
+
+
+def make_aggregator(config: EvalConfig, name: str):
+    from ..search.aggregation import make_aggregator as build
+    if name in ("arw", "arw_shared"):
+        return build("arw", config.weights, **config.arw)
+    if name == "-":
+        return build("weighted_sum", None)
+    return build(name, config.weights)
+
+
+class InProcess:
+    """Searches on the pack's own generators (ToyAV), verifiers built once and reused."""
+
+    def __init__(self, config: EvalConfig) -> None:
+        self.config = config
+        self.verifiers = selection_verifiers(config)
+        self.metric_verifiers = make_verifiers(config.metrics_verifiers)
+
+    def generator(self, prompt: str):
+        from ..generators.toyav import ToyAVGenerator
+        options = {k: v for k, v in self.config.generator.items() if k != "kind"}
+        return ToyAVGenerator(prompt, **options)
+
+    def run(self, task: Task, aggregator, out_dir: Path) -> dict[str, Any]:
+        from ..search import strategies as s
+        gen = self.generator(task.prompt)
+        m = task.method
+        t0 = time.perf_counter()
+        if m.kind == "naive":
+            result = s.naive(gen, self.verifiers, aggregator, seed=task.seed)
+        elif m.kind == "best_of_n":
+            result = s.best_of_n(gen, self.verifiers, aggregator, s.BestOfNConfig(m.options["n"], task.seed))
+        else:
+            opts = {k: tuple(v) if isinstance(v, list) else v for k, v in m.options.items()}
+            result = s.evosearch(gen, self.verifiers, aggregator, s.EvoSearchConfig(seed=task.seed, **opts))
+        wall = time.perf_counter() - t0 - result.timings.get("oracle", 0.0)
+        metrics = dict(result.best.oracle or {}) if self.config.metrics_oracle else {}
+        for v in self.metric_verifiers:
+            metrics[v.name] = float(v(result.best_av, [task.prompt])[0])
+        clip = None
+        if wants_clip(self.config, task):
+            from ..core.media import write_mp4
+            clip = clip_name(task.prompt_index, task.seed, task.arm)
+            (out_dir / clip).parent.mkdir(parents=True, exist_ok=True)
+            av = result.best_av
+            write_mp4(out_dir / clip, av.video[0], av.fps, av.audio[0], av.sample_rate)
+        return _row(task, self.config, metrics, result.nfe, wall, len(result.candidates),
+                    result.best.rewards, aggregator, clip)
+
+
+def _row(task: Task, config: EvalConfig, metrics: dict, nfe: int, wall: float, candidates: int,
+         rewards: dict, aggregator, clip: str | None) -> dict[str, Any]:
+    sigmas = aggregator.sigmas() if aggregator is not None and hasattr(aggregator, "sigmas") else None
+    naive_clip = clip_name(task.prompt_index, task.seed, "naive/-") if clip else None
+    return {"key": task.key, "arm": task.arm, "prompt_index": task.prompt_index,
+            "prompt": task.prompt, "seed": task.seed, "method": task.method.label,
+            "method_kind": "naive" if task.method.label == "naive" else task.method.kind,
+            "n": task.method.options.get("n"), "aggregator": task.aggregator,
+            "selection": list(config.selection), "metrics": metrics, "rewards": rewards,
+            "nfe": int(nfe), "wall_s": float(wall), "candidates": int(candidates),
+            "arw_scales": sigmas, "history_size": aggregator.history_size if aggregator is not None else None,
+            "clips": {"chosen": clip, "naive": naive_clip},
+            "aggregator_state": aggregator.state_dict()
+            if task.aggregator == "arw_shared" else None}
+
+
+# --- running ------------------------------------------------------------------------------------
+
+def run(config: EvalConfig, prompts: list[str], results: Results, backend,
+        progress: Progress | None = None) -> None:
+    """Every task not yet in ``results``, in order; the ARW shared across prompts resumes from
+    the state the last recorded result of its arm carries."""
+    shared: dict[str, Any] = {}
+    for task in tasks(config, prompts):
+        if task.key in results:
+            row = results.rows[task.key]
+            if task.aggregator == "arw_shared":
+                agg = shared.setdefault(task.arm, make_aggregator(config, "arw_shared"))
+                agg.load_state_dict(row["aggregator_state"])
+            continue
+        if task.aggregator == "arw_shared":
+            agg = shared.setdefault(task.arm, make_aggregator(config, "arw_shared"))
+        else:
+            agg = make_aggregator(config, task.aggregator)
+        results.add(backend.run(task, agg, config.output))
+        if progress is not None:
+            progress(1)
