@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 from . import config as config_mod
+from .comfy_queue import WorkflowError
 from .prompts import load_prompts
 from .results import Results, ResultsError, fingerprint
 from .runner import InProcess, run, tasks
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         config = config_mod.load(args.config)
         prompts = load_prompts(config.prompts)
         backend = backend_for(config, args)
+        if args.workers or args.ray_address:
+            from .ray_backend import check_backend
+            check_backend(config)
         results = Results(config.output / "results.jsonl", _fingerprint(args.config))
     except (config_mod.ConfigError, ResultsError, ConnectionError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
@@ -78,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                        progress=bar.update if bar else None)
         else:
             run(config, prompts, results, backend, progress=bar.update if bar else None)
+    except (WorkflowError, TimeoutError) as e:  # a workflow failed or hung on a server
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 1
     finally:
         if bar is not None:
             bar.close()

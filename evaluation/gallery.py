@@ -22,7 +22,7 @@ table{border-collapse:collapse;font-size:.85em}td{padding:0 .6em 0 0}.sel{color:
 def _clip(path: str | None) -> str:
     if not path:
         return '<div class="none">no clip</div>'
-    return f'<video controls preload="metadata" src="{escape(quote(path), quote=True)}"></video>'
+    return f'<video controls preload="auto" src="{escape(quote(path), quote=True)}"></video>'
 
 
 def _metrics_table(row: dict | None, metrics: dict[str, MetricInfo]) -> str:

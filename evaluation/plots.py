@@ -62,13 +62,13 @@ def _draw_metric(ax, name: str, info: MetricInfo, arms: list[Arm], means: list[d
 
 
 def scaling_plot(rows: list[dict], metrics: dict[str, MetricInfo], path: str | Path,
-                 boot: int = BOOT, seed: int = SEED) -> Path | None:
+                 bootstrap: int = BOOT, seed: int = SEED) -> Path | None:
     """Each metric's mean against the search budget, per aggregator; None (nothing written)
     when there is no search arm or no metric."""
     arms = collect_arms(rows, metrics)
     if not metrics or not any(a.kind != "naive" for a in arms):
         return None
-    means = [arm_means(a, metrics, boot, seed) for a in arms]
+    means = [arm_means(a, metrics, bootstrap, seed) for a in arms]
     cols = min(3, len(metrics))
     nrows = math.ceil(len(metrics) / cols)
     fig = Figure(figsize=(4.5 * cols, 3.6 * nrows), layout="constrained")

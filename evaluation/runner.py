@@ -153,7 +153,11 @@ def _row(task: Task, config: EvalConfig, metrics: dict, nfe: int, wall: float, c
 def run(config: EvalConfig, prompts: list[str], results: Results, backend,
         progress: Progress | None = None) -> None:
     """Every task not yet in ``results``, in order; the ARW shared across prompts resumes from
-    the state the last recorded result of its arm carries."""
+    the state the last recorded result of its arm carries. A backend with its own ``run_all``
+    (several ComfyUI servers at once) runs the tasks itself."""
+    if hasattr(backend, "run_all"):
+        backend.run_all(config, prompts, results, progress)
+        return
     shared: dict[str, Any] = {}
     for task in tasks(config, prompts):
         if task.key in results:

@@ -107,10 +107,10 @@ def collect_arms(rows: list[dict], metrics: dict[str, MetricInfo]) -> list[Arm]:
             for k in arm_keys(rows)]
 
 
-def bootstrap_indices(n_prompts: int, boot: int = BOOT, seed: int = SEED) -> np.ndarray:
-    """[boot, n_prompts] prompt indices drawn with replacement from a fixed seed, so the same
+def bootstrap_indices(n_prompts: int, bootstrap: int = BOOT, seed: int = SEED) -> np.ndarray:
+    """[bootstrap, n_prompts] prompt indices drawn with replacement from a fixed seed, so the same
     inputs always give the same intervals."""
-    return np.random.default_rng(seed).integers(0, n_prompts, size=(boot, n_prompts))
+    return np.random.default_rng(seed).integers(0, n_prompts, size=(bootstrap, n_prompts))
 
 
 def _interval(point: float, replicates: np.ndarray) -> Interval:
@@ -122,10 +122,10 @@ def _interval(point: float, replicates: np.ndarray) -> Interval:
     return {"value": float(point), "lo": float(lo), "hi": float(hi)}
 
 
-def arm_means(arm: Arm, metrics: dict[str, MetricInfo], boot: int = BOOT,
+def arm_means(arm: Arm, metrics: dict[str, MetricInfo], bootstrap: int = BOOT,
               seed: int = SEED) -> dict[str, Interval]:
     """Each metric's mean over the arm's prompts with its bootstrap interval."""
-    idx = bootstrap_indices(len(arm.prompts), boot, seed)
+    idx = bootstrap_indices(len(arm.prompts), bootstrap, seed)
     reps = arm.values[idx].mean(axis=1)
     point = arm.values.mean(axis=0)
     return {m: _interval(point[j], reps[:, j]) for j, m in enumerate(metrics)}
@@ -156,15 +156,16 @@ def _groups(metrics: dict[str, MetricInfo]) -> dict[str, list[int]]:
     return out
 
 
-def _paired_improvements(arms: list[Arm], naive: Arm, metrics: dict[str, MetricInfo], boot: int,
-                         seed: int) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
+def _paired_improvements(arms: list[Arm], naive: Arm, metrics: dict[str, MetricInfo],
+                         bootstrap: int, seed: int
+                         ) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
     """Per arm: (point [M], replicates [B, M]) of the improvement over naive, every arm and naive
     resampled on the same prompts (those they all share); also the number of shared prompts."""
     shared = sorted(set(naive.prompts).intersection(*(a.prompts for a in arms)))
     if not shared:
         raise ValueError(f"{', '.join(a.label for a in arms)} and the naive arm share no prompt")
     signs = np.array([1.0 if i.higher_is_better else -1.0 for i in metrics.values()])
-    idx = bootstrap_indices(len(shared), boot, seed)
+    idx = bootstrap_indices(len(shared), bootstrap, seed)
     base = naive.at(shared)
     base_point, base_reps = base.mean(axis=0), base[idx].mean(axis=1)
     out = []
@@ -193,10 +194,10 @@ def _same_nfe(a: Arm, b: Arm) -> bool:
     return abs(a.nfe - b.nfe) <= NFE_TOLERANCE * max(abs(a.nfe), abs(b.nfe))
 
 
-def _comparison(a: Arm, b: Arm, naive: Arm, metrics: dict[str, MetricInfo], boot: int,
-                seed: int) -> dict[str, Any]:
+def _comparison(a: Arm, b: Arm, naive: Arm, metrics: dict[str, MetricInfo],
+                bootstrap: int, seed: int) -> dict[str, Any]:
     """a minus b in improvement points, on the prompts a, b and naive share, paired."""
-    shared, [(pa, ra), (pb, rb)] = _paired_improvements([a, b], naive, metrics, boot, seed)
+    shared, [(pa, ra), (pb, rb)] = _paired_improvements([a, b], naive, metrics, bootstrap, seed)
     per_metric, grouped = _with_groups(pa - pb, ra - rb, metrics)
     return {"a": _arm_id(a), "b": _arm_id(b), "aggregator": a.aggregator, "nfe_a": a.nfe,
             "nfe_b": b.nfe, "prompts": shared, "groups": grouped, "metrics": per_metric}
@@ -207,7 +208,7 @@ def _arm_id(arm: Arm) -> dict[str, Any]:
             "n": arm.n, "label": arm.label}
 
 
-def summarize(rows: list[dict], metrics: dict[str, MetricInfo], boot: int = BOOT,
+def summarize(rows: list[dict], metrics: dict[str, MetricInfo], bootstrap: int = BOOT,
               seed: int = SEED) -> dict[str, Any]:
     """Every number the tables show, as plain dicts (None where undefined)."""
     arms = collect_arms(rows, metrics)
@@ -220,22 +221,23 @@ def summarize(rows: list[dict], metrics: dict[str, MetricInfo], boot: int = BOOT
     for arm in arms:
         entry = {**_arm_id(arm), "prompts": len(arm.prompts), "runs": arm.runs,
                  "nfe": arm.nfe, "wall_s": arm.wall_s, "candidates": arm.candidates,
-                 "selection": list(arm.selection), "means": arm_means(arm, metrics, boot, seed)}
+                 "selection": list(arm.selection),
+                 "means": arm_means(arm, metrics, bootstrap, seed)}
         if arm is not naive:
-            shared, [(point, reps)] = _paired_improvements([arm], naive, metrics, boot, seed)
+            shared, [(point, reps)] = _paired_improvements([arm], naive, metrics, bootstrap, seed)
             entry["improvement"], entry["groups"] = _with_groups(point, reps, metrics)
             entry["paired_prompts"] = shared
         out_arms.append(entry)
     searches = sorted((a for a in arms if a is not naive),
                       key=lambda a: KIND_ORDER.get(a.kind, len(KIND_ORDER)))
-    comparisons = [_comparison(a, b, naive, metrics, boot, seed)
+    comparisons = [_comparison(a, b, naive, metrics, bootstrap, seed)
                    for a, b in combinations(searches, 2)
                    if a.aggregator == b.aggregator and _same_nfe(a, b)]
     selected = [m for m in metrics if any(m in a.selection for a in arms)]
     return {"metrics": list(metrics), "selected": selected,
             "groups": {g: [list(metrics)[c] for c in cols] for g, cols in _groups(metrics).items()},
             "naive": _arm_id(naive), "arms": out_arms, "comparisons": comparisons,
-            "boot": boot, "seed": seed}
+            "bootstrap": bootstrap, "seed": seed}
 
 
 # ---- formatting ------------------------------------------------------------------------------
@@ -292,7 +294,7 @@ def markdown(summary: dict, metrics: dict[str, MetricInfo]) -> str:
     g_heads = [_group_heading(g, summary) for g in groups]
     searches = [a for a in summary["arms"] if "improvement" in a]
     lines = ["# Evaluation", "",
-             (f"95 % percentile bootstrap intervals over prompts (B = {summary['boot']}, seed "
+             (f"95 % percentile bootstrap intervals over prompts (B = {summary['bootstrap']}, seed "
               f"{summary['seed']}); a prompt's seeds are averaged first. ↓ lower is better."), "",
              "## Metric means", ""]
     lines += _markdown_table(["method", "aggregator", "prompts", *m_heads],
@@ -385,11 +387,11 @@ def csv_tables(summary: dict, metrics: dict[str, MetricInfo]) -> dict[str, list[
 
 
 def write_tables(rows: list[dict], metrics: dict[str, MetricInfo], out_dir: str | Path,
-                 boot: int = BOOT, seed: int = SEED) -> dict[str, Path]:
+                 bootstrap: int = BOOT, seed: int = SEED) -> dict[str, Path]:
     """tables.md, means.csv, improvement.csv, cost.csv and comparisons.csv in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(rows, metrics, boot, seed)
+    summary = summarize(rows, metrics, bootstrap, seed)
     paths = {"tables": out / "tables.md"}
     paths["tables"].write_text(markdown(summary, metrics), encoding="utf-8")
     for name, table in csv_tables(summary, metrics).items():

@@ -12,22 +12,29 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 
 @contextmanager
-def open_frontend(server, width: int = 1600, height: int = 1000):
-    """A page with the frontend of ``server`` loaded and its app ready (tutorial skipped)."""
+def open_page(url: str, width: int = 1600, height: int = 1000):
+    """A headless chromium page at ``url`` (a server's or a file:// address)."""
     from playwright.sync_api import sync_playwright
 
-    server.post("/settings/Comfy.TutorialCompleted", True)
     with sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
         browser = p.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
             viewport={"width": width, "height": height})
         try:
             page = browser.new_page()
-            page.goto(server.url)
-            page.wait_for_function("window.app && window.app.graph && window.LiteGraph",
-                                   timeout=90_000)
-            page.wait_for_function("Object.keys(window.LiteGraph.registered_node_types).length > 100",
-                                   timeout=90_000)
+            page.goto(url)
             yield page
         finally:
             browser.close()
+
+
+@contextmanager
+def open_frontend(server, width: int = 1600, height: int = 1000):
+    """A page with the frontend of ``server`` loaded and its app ready (tutorial skipped)."""
+    server.post("/settings/Comfy.TutorialCompleted", True)
+    with open_page(server.url, width, height) as page:
+        page.wait_for_function("window.app && window.app.graph && window.LiteGraph",
+                               timeout=90_000)
+        page.wait_for_function("Object.keys(window.LiteGraph.registered_node_types).length > 100",
+                               timeout=90_000)
+        yield page

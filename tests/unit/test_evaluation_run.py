@@ -1,0 +1,149 @@
+"""The evaluation command on the in-process backend: its config checks, prompt files, the
+results file, and a run killed in the middle that resumes to the same tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from comfyui_avits.evaluation import config as C
+from comfyui_avits.evaluation.prompts import load_prompts
+from comfyui_avits.evaluation.results import Results, ResultsError
+
+QUICK = """
+name = "quick"
+output = "out"
+seeds = [0, 1]
+aggregators = ["arw_shared", "weighted_sum"]
+gallery = 1
+bootstrap = 200
+
+[prompts]
+set = "toyav"
+count = 3
+
+[generator]
+kind = "toyav"
+steps = 10
+
+[selection]
+verifiers = ["toy_text_match", "av_align"]
+
+[metrics]
+oracle = true
+
+[[methods]]
+kind = "naive"
+
+[[methods]]
+kind = "best_of_n"
+n = [2, 4]
+
+[[methods]]
+kind = "evosearch"
+evolution_steps = [0, 5]
+population_sizes = [3, 3, 3]
+elites = 1
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('name = "quick"', 'name = "quick"\nnmae = 1'), r"unknown key 'nmae' in \[top level\]"),
+    (lambda t: t.replace("count = 3", "count = 3\ncolumn_name = 'x'"), r"unknown key 'column_name' in \[prompts\]"),
+    (lambda t: t.replace("elites = 1", "elites = 1\nelite = 2"), r"unknown key 'elite' in \[methods\[2\]\]"),
+    (lambda t: t.replace('kind = "naive"', 'kind = "naïve"'), r"methods\[0\].kind must be one of"),
+    (lambda t: t.replace("seeds = [0, 1]", "seeds = [0, -1]"), "seeds must be a list of non-negative"),
+    (lambda t: t.replace('"weighted_sum"]', '"weighted_summ"]'), r"aggregators \['weighted_summ'\] unknown"),
+    (lambda t: t.replace("[[methods]]\nkind = \"naive\"\n", ""), "needs the baseline"),
+    (lambda t: t.replace("n = [2, 4]", "n = [2, 0]"), r"methods\[1\].n must be a positive integer"),
+])
+def test_a_bad_config_names_the_key(tmp_path, edit, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.load(write(tmp_path, edit(QUICK)))
+
+
+def test_prompt_files_and_their_errors(tmp_path):
+    spec = lambda name, **kw: C.Prompts(file=tmp_path / name, **kw)  # noqa: E731
+    (tmp_path / "p.txt").write_text("a red ball bouncing\n\n  a blue cube bouncing  \n")
+    assert load_prompts(spec("p.txt")) == ["a red ball bouncing", "a blue cube bouncing"]
+    (tmp_path / "p.csv").write_text("id,caption\n1,a dog barking\n2,\"rain, thunder\"\n")
+    assert load_prompts(spec("p.csv", column="caption")) == ["a dog barking", "rain, thunder"]
+    with pytest.raises(C.ConfigError, match="no column 'prompt'.*'id', 'caption'"):
+        load_prompts(spec("p.csv"))
+    (tmp_path / "p.jsonl").write_text('{"text": "a bell"}\n{"text": "a drum"}\n')
+    assert load_prompts(spec("p.jsonl", column="text", count=1)) == ["a bell"]
+    with pytest.raises(C.ConfigError, match="missing.txt not found"):
+        load_prompts(spec("missing.txt"))
+    (tmp_path / "empty.txt").write_text("\n \n")
+    with pytest.raises(C.ConfigError, match="holds no prompts"):
+        load_prompts(spec("empty.txt"))
+
+
+def test_a_results_file_of_another_config_is_refused_and_a_cut_line_dropped(tmp_path):
+    results = Results(tmp_path / "r.jsonl", "aaaa")
+    results.add({"key": "k1", "x": 1})
+    with open(tmp_path / "r.jsonl", "a") as f:
+        f.write('{"key": "k2", "x"')  # killed in the middle of a line
+    again = Results(tmp_path / "r.jsonl", "aaaa")
+    assert list(again.rows) == ["k1"]
+    again.add({"key": "k2", "x": 2})
+    assert [json.loads(x)["key"] for x in (tmp_path / "r.jsonl").read_text().splitlines()[1:]] == ["k1", "k2"]
+    with pytest.raises(ResultsError, match="written by another config"):
+        Results(tmp_path / "r.jsonl", "bbbb")
+
+
+def evaluate(config: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.Popen([sys.executable, "-m", "comfyui_avits.evaluate", str(config), "--no-progress"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def test_a_run_killed_mid_way_resumes_to_the_same_tables(tmp_path):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    whole.mkdir(), cut.mkdir()
+    assert evaluate(write(whole, QUICK)).wait(timeout=600) == 0
+    proc = evaluate(write(cut, QUICK))
+    rows = cut / "out" / "results.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and (not rows.exists() or len(rows.read_text().splitlines()) < 12):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(rows.read_text().splitlines()) - 1
+    total = 3 * 2 * (1 + 2 * 2 + 2)  # prompts x seeds x arms (naive, 2 N and EvoSearch x 2 aggregators)
+    assert 0 < done < total, "killed in the middle"
+    resumed = evaluate(write(cut, QUICK))
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err.decode()
+    assert f"{total - done} searches run" in out.decode()
+    for name in ("means.csv", "improvement.csv", "comparisons.csv"):
+        assert (cut / "out" / name).read_text() == (whole / "out" / name).read_text(), name
+    strip = lambda p: [{k: v for k, v in json.loads(x).items() if k != "wall_s"}  # noqa: E731
+                       for x in p.read_text().splitlines()[1:]]
+    assert sorted(strip(rows), key=lambda r: r["key"]) == sorted(strip(whole / "out" / "results.jsonl"),
+                                                                 key=lambda r: r["key"])
+
+
+def test_the_shared_arw_sees_every_candidate_and_per_prompt_arms_do_not(tmp_path):
+    config = write(tmp_path, QUICK)
+    assert evaluate(config).wait(timeout=600) == 0
+    rows = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()[1:]]
+    for arm in {r["arm"] for r in rows if r["aggregator"] == "arw_shared"}:
+        mine = [r for r in rows if r["arm"] == arm]
+        assert mine[-1]["history_size"] == sum(r["candidates"] for r in mine)
+    assert all(r["history_size"] == 0 for r in rows if r["aggregator"] == "weighted_sum")
+    assert (tmp_path / "out" / "tables.md").read_text().count("naive") >= 1
+    assert (tmp_path / "out" / "clips" / "p0000_s0_naive.mp4").stat().st_size > 1000
