@@ -76,6 +76,21 @@ class Generator(Protocol):
 
 
 @runtime_checkable
+class PredictsX0(Protocol):
+    """A generator whose denoising also gives the model's clean-sample prediction, for search
+    on intermediate rewards (pruning, particles): flow matching x0 = x - sigma v, DDPM
+    x0 = (x - sqrt(1 - abar) eps) / sqrt(abar), a ComfyUI sampler's own ``denoised``."""
+
+    def denoise_predicting(self, states: list[State], start: int, end: int, seeds: Sequence[int],
+                           on_step: StepCallback | None = None) -> tuple[list[State], list[State]]:
+        """As ``denoise`` from ``start`` to ``end`` (> start), also returning each candidate's
+        x0 prediction made on the last step (the model's output on its state at ``end - 1``):
+        no model call beyond the denoising itself. The predictions decode like finished
+        states."""
+        ...
+
+
+@runtime_checkable
 class HasOracle(Protocol):
     """A generator that knows the ground truth of what it made (ToyAV); used for evaluation
     only, never for selection."""

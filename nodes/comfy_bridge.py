@@ -182,7 +182,19 @@ class ComfyAVGenerator:
             i = j
         return ranges
 
-    def _run(self, states: list, seeds: list[int], start: int, end: int, on_step) -> list:
+    def denoise_predicting(self, states: list, start: int, end: int, seeds: Sequence[int] = (),
+                           on_step: StepCallback | None = None) -> tuple[list, list]:
+        """As denoise, with the sampler's own ``denoised`` of the last step (from its callback:
+        no extra model call), in latent space."""
+        if not 0 <= start < end <= self.steps:
+            raise ValueError(f"need 0 <= start < end <= {self.steps}, got {start}, {end}")
+        x0: list = []
+        finals = self._run(list(states), list(seeds) or list(range(len(states))), start, end,
+                           on_step, x0)
+        return finals, x0
+
+    def _run(self, states: list, seeds: list[int], start: int, end: int, on_step,
+             x0: list | None = None) -> list:
         out = []
         for i, j in self._groups(seeds):
             # a deterministic sampler sees the candidate's own seed in every segment; a
@@ -191,7 +203,10 @@ class ComfyAVGenerator:
             seed = seeds[i] if self.deterministic else seeds[i] + 1_000_003 * start
             initial = _cat([s.noise if isinstance(s, Guided) else s for s in part])
             noise, latent = self._inputs(part, initial, start)
-            done = _split(self._sample(noise, latent, len(part), start, end, seed, on_step))
+            last: list = []
+            done = _split(self._sample(noise, latent, len(part), start, end, seed, on_step, last))
+            if x0 is not None:
+                x0 += _split(self._latent_out(last[-1]))
             out += (done if self._mask is None else
                     [Guided(d, n) for d, n in zip(done, _split(initial))])
         return out
@@ -212,7 +227,16 @@ class ComfyAVGenerator:
         latent = [o * (1 - m) + x * m for o, x, m in zip(_parts(original), _parts(state), masks)]
         return _like(state, noise), _like(state, latent)
 
-    def _sample(self, noise, latent, n: int, start: int, end: int, seed: int, on_step):
+    def _latent_out(self, denoised):
+        """A callback's ``denoised`` (the model's processed latent) as the latent it stands for."""
+        parts = _parts(denoised)
+        flat, shapes = comfy.utils.pack_latents(parts)
+        out = self.guider.model_patcher.model.process_latent_out(flat)
+        out = out.to(comfy.model_management.intermediate_device())
+        return _like(denoised, comfy.utils.unpack_latents(out, shapes))
+
+    def _sample(self, noise, latent, n: int, start: int, end: int, seed: int, on_step,
+                denoised: list | None = None):
         calls = []
         own = vars(self.guider).get("predict_noise")
         predict = self.guider.predict_noise
@@ -222,6 +246,8 @@ class ComfyAVGenerator:
             return predict(*args, **kwargs)
 
         def callback(step, x0, xs, total):
+            if denoised is not None and step == total - 1:
+                denoised.append(x0.detach().clone())
             if on_step is not None:
                 on_step(n)
 

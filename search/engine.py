@@ -15,9 +15,9 @@ import torch
 from ..core import verifier as verifier_api
 from ..core.batch import AVBatch
 from ..core.checks import finite
-from ..core.generator import Generator, HasOracle, State
+from ..core.generator import Generator, HasOracle, PredictsX0, State
 from ..core.verifier import Verifier, VerifierError
-from .aggregation import Aggregator, RewardError, check_rewards
+from .aggregation import Aggregator, Rank, RewardError, check_rewards
 from .result import Candidate, SearchResult
 
 ProgressCallback = Callable[[int, int, "AVBatch | None"], None]
@@ -113,6 +113,7 @@ class SearchRun:
         self.scales: list[dict] = []
         self.timings = dict.fromkeys(self.PHASES, 0.0)
         self._clips: dict[int, AVBatch] = {}  # decoded clips of candidates that can still win
+        self.pruned: list[Candidate] = []  # stopped on intermediate rewards: reported, never scored
         self._nfe0 = generator.nfe
         self._t0 = time.perf_counter()
 
@@ -148,6 +149,48 @@ class SearchRun:
             for r in record:
                 recorded[r] += rec[r]
         return finals, recorded
+
+    def denoise_predicting(self, states: list[State], seeds: Sequence[int], start: int,
+                           end: int) -> tuple[list[State], list[State]]:
+        """Denoise in chunks, also giving each state's x0 prediction made on the last step."""
+        if not isinstance(self.generator, PredictsX0):
+            raise SearchError(f"{type(self.generator).__name__} gives no clean-sample prediction "
+                              f"(x0), which a search on intermediate rewards needs")
+        finals: list[State] = []
+        x0: list[State] = []
+        self._place("generate", [self.generator])
+        for part in _chunks(len(states), self.limits.chunk_size):
+            with self.timed("generate"):
+                out, pred = self.generator.denoise_predicting(states[part], start, end,
+                                                              list(seeds[part]), on_step=self.advance)
+            finals += out
+            x0 += pred
+        return finals, x0
+
+    def intermediate_scores(self, x0: list[State], verifiers: Sequence[Verifier] | None = None
+                            ) -> torch.Tensor:
+        """Scores of x0 predictions, read by ``verifiers`` (default the final set) and ranked by
+        the aggregator's current scales without entering its history (a proxy set of other
+        rewards is ranked by average ranks instead). Decoded and verified in chunks."""
+        verifiers = list(verifiers) if verifiers else self.verifiers
+        got: dict[str, list[torch.Tensor]] = {}
+        for part in _chunks(len(x0), self.limits.chunk_size):
+            self._place("decode", [self.generator])
+            with self.timed("decode"):
+                av = self.generator.decode(x0[part])
+            self._place("verify", verifiers)
+            with self.timed("verify"):
+                try:
+                    rewards = check_rewards(verifier_api.score(verifiers, av, [self.prompt] * len(av)))
+                except VerifierError as e:
+                    raise RewardError(str(e)) from None
+            for k, v in rewards.items():
+                got.setdefault(k, []).append(v)
+        rewards = {k: torch.cat(v) for k, v in got.items()}
+        with self.timed("aggregate"):
+            if set(rewards) == set(self.rewards):
+                return self.aggregator.score(rewards)
+            return Rank().score(rewards)
 
     def add_candidates(self, finals: list[State], generation: int, parents: list[int | None],
                        seeds: list[int]) -> list[Candidate]:
@@ -229,7 +272,9 @@ class SearchRun:
                "history_size": self.aggregator.history_size, "scales_over_time": self.scales}
         if hasattr(self.generator, "sigmas"):
             config = {**config, "sigmas": list(self.generator.sigmas())}
-        return SearchResult(method, self.prompt, self.candidates, best, clip,
+        for j, c in enumerate(self.pruned):  # ids after the finished candidates
+            c.id = len(self.candidates) + j
+        return SearchResult(method, self.prompt, self.candidates + self.pruned, best, clip,
                             self.generator.to_latent([best.state]),
                             self.generator.nfe - self._nfe0, timings, agg, config)
 

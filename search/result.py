@@ -20,14 +20,22 @@ class Candidate:
     seed: int
     state: Any
     rewards: dict[str, float] = field(default_factory=dict)
-    score: float = float("nan")
+    score: float | None = float("nan")
     oracle: dict[str, float] | None = None
+    pruned_at: int | None = None
+    """The step at which a search on intermediate rewards stopped this candidate (it then has
+    no final rewards and no score)."""
+    intermediate: dict[int, float] | None = None
+    """Its score at each step where intermediate rewards were read (never final rewards)."""
 
     def to_json(self) -> dict:
         out = {"id": self.id, "generation": self.generation, "parent": self.parent,
                "seed": self.seed, "rewards": self.rewards, "score": self.score}
         if self.oracle is not None:
             out["oracle"] = self.oracle
+        if self.intermediate is not None:
+            out["pruned_at"] = self.pruned_at
+            out["intermediate"] = {str(k): v for k, v in self.intermediate.items()}
         return out
 
 
