@@ -34,11 +34,16 @@ def backend_for(config: config_mod.EvalConfig, args: argparse.Namespace):
 
 def report(config: config_mod.EvalConfig, rows: list[dict]) -> dict[str, Path]:
     """Tables (Markdown + CSV), the scaling and ARW plots and the gallery page."""
-    from . import gallery, plots, tables
+    from . import correlation, gallery, plots, tables
     from .metrics import infos
+    out_corr = correlation.write(rows, config.output, config.bootstrap)
+    rows = [r for r in rows if r["method_kind"] != correlation.KIND]
     names = sorted({m for r in rows for m in r["metrics"]})
     metrics = infos(names, config.groups)
     out = dict(tables.write_tables(rows, metrics, config.output, bootstrap=config.bootstrap))
+    path = plots.gain_plot(tables.summarize(rows, metrics, config.bootstrap), config.output / "gain_vs_nfe.png")
+    if path:
+        out["gain_vs_nfe.png"] = path
     for name, write in (("scaling.png", plots.scaling_plot), ):
         path = write(rows, metrics, config.output / name)
         if path:
@@ -47,7 +52,7 @@ def report(config: config_mod.EvalConfig, rows: list[dict]) -> dict[str, Path]:
     if path:
         out["arw_scales.png"] = path
     out["gallery.html"] = gallery.write_gallery(rows, metrics, config.output, first=config.gallery)
-    return out
+    return {**out, **out_corr}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,8 @@ AGGREGATORS = ("arw_shared", "arw", "weighted_sum", "rank", "min_max", "z_score_
                "z_score_history")
 """ARW with one state carried across the prompts in order (the paper's setting), ARW fresh for
 each prompt and seed, and the fixed rules of search.aggregation."""
-METHODS = ("naive", "best_of_n", "evosearch", "workflow")
+METHODS = ("naive", "best_of_n", "evosearch", "pruned_best_of_n", "particles", "x0_correlation",
+           "workflow")
 
 
 class ConfigError(ValueError):
@@ -126,6 +127,25 @@ def _method(entry: dict, i: int) -> list[Method]:
         label = entry.get("label") or ("evosearch[" + ",".join(map(str, opts.get("evolution_steps", [0, 10])))
                                        + "|" + ",".join(map(str, opts.get("population_sizes", [5, 5, 5]))) + "]")
         return [Method("evosearch", opts, label)]
+    if kind == "pruned_best_of_n":
+        _take(entry, where, {"kind": str, "n": int, "schedule": list, "label": str})
+        schedule = entry.get("schedule", [[6, 0.5], [12, 0.5]])
+        if not all(isinstance(x, list) and len(x) == 2 for x in schedule):
+            raise ConfigError(f"{where}.schedule must be a list of [step, fraction kept] pairs, got {schedule!r}")
+        n = entry.get("n", 10)
+        label = entry.get("label") or (f"pruned_best_of_n[n={n}|" + ",".join(f"{k}:{f:g}" for k, f in schedule) + "]")
+        return [Method("pruned_best_of_n", {"n": n, "schedule": [tuple(x) for x in schedule]}, label)]
+    if kind == "particles":
+        _take(entry, where, {"kind": str, "n": int, "resample_steps": list, "temperature": (float, int),
+                             "jitter": (float, int), "label": str})
+        opts = {k: v for k, v in entry.items() if k not in ("kind", "label")}
+        n, steps = opts.get("n", 10), opts.get("resample_steps", [10, 20])
+        label = entry.get("label") or f"particles[n={n}|" + ",".join(map(str, steps)) + "]"
+        return [Method("particles", opts, label)]
+    if kind == "x0_correlation":
+        _take(entry, where, {"kind": str, "n": int, "steps": list, "label": str})
+        return [Method("x0_correlation", {"n": entry.get("n", 16), "steps": entry.get("steps", [3, 6, 9, 12, 15, 18, 21, 24, 27])},
+                       entry.get("label") or "x0_correlation")]
     keys = {"kind": str, "label": str, "workflow": str, "search_node": str, "prompt_inputs": list,
             "seed_inputs": list, "overrides": dict}
     _take(entry, where, keys)

@@ -113,3 +113,35 @@ def arw_scales_plot(rows: list[dict], path: str | Path) -> Path | None:
     ax.set_title("Shared ARW scales over prompts")
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def gain_plot(summary: dict, path: str | Path) -> Path | None:
+    """Overall improvement over naive against NFE per sample: Best-of-N as a line over its N per
+    aggregator, every other search as a point, each with its paired-bootstrap interval."""
+    arms = [a for a in summary["arms"] if "groups" in a and a["groups"]["overall"]["value"] is not None]
+    if not arms:
+        return None
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    series: dict[tuple[str, str], list[dict]] = {}
+    for a in arms:
+        family = a["method_kind"] if a["method_kind"] == "best_of_n" else a["method"]
+        series.setdefault((family, a["aggregator"]), []).append(a)
+    for (family, agg), members in sorted(series.items()):
+        members.sort(key=lambda a: a["nfe"])
+        x = [a["nfe"] for a in members]
+        y = [a["groups"]["overall"]["value"] for a in members]
+        lo = [a["groups"]["overall"]["lo"] if a["groups"]["overall"]["lo"] is not None else v for a, v in zip(members, y)]
+        hi = [a["groups"]["overall"]["hi"] if a["groups"]["overall"]["hi"] is not None else v for a, v in zip(members, y)]
+        label = f"{'Best-of-N' if family == 'best_of_n' else family} · {agg}"
+        if len(members) > 1:
+            line, = ax.plot(x, y, "-o", label=label, markersize=4)
+            ax.fill_between(x, lo, hi, alpha=0.15, color=line.get_color())
+        else:
+            ax.errorbar(x, y, yerr=[[y[0] - lo[0]], [hi[0] - y[0]]], fmt="s", capsize=3, label=label)
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xlabel("NFE per sample (denoiser calls, a CFG pair counts once)")
+    ax.set_ylabel("Overall improvement over naive (%)")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..search.pruning import ParticleConfig, PrunedBestOfNConfig, particle_search, pruned_best_of_n
 from .config import ConfigError, EvalConfig, Method
 from .results import Results
 
@@ -114,6 +115,14 @@ class InProcess:
             result = s.naive(gen, self.verifiers, aggregator, seed=task.seed)
         elif m.kind == "best_of_n":
             result = s.best_of_n(gen, self.verifiers, aggregator, s.BestOfNConfig(m.options["n"], task.seed))
+        elif m.kind == "pruned_best_of_n":
+            config = PrunedBestOfNConfig(m.options["n"], tuple(m.options["schedule"]), task.seed)
+            result = pruned_best_of_n(gen, self.verifiers, aggregator, config)
+        elif m.kind == "particles":
+            opts = {k: tuple(v) if isinstance(v, list) else v for k, v in m.options.items()}
+            result = particle_search(gen, self.verifiers, aggregator, ParticleConfig(seed=task.seed, **opts))
+        elif m.kind == "x0_correlation":
+            return self._correlation(task, aggregator)
         else:
             opts = {k: tuple(v) if isinstance(v, list) else v for k, v in m.options.items()}
             result = s.evosearch(gen, self.verifiers, aggregator, s.EvoSearchConfig(seed=task.seed, **opts))
@@ -130,6 +139,36 @@ class InProcess:
             write_mp4(out_dir / clip, av.video[0], av.fps, av.audio[0], av.sample_rate)
         return _row(task, self.config, metrics, result.nfe, wall, len(result.candidates),
                     result.best.rewards, aggregator, clip)
+
+
+    def _correlation(self, task: Task, aggregator) -> dict[str, Any]:
+        """How well the score of the step-k x0 prediction ranks the final score: Spearman and
+        Kendall over n candidates, both scored with the aggregator after it has seen the
+        finals (one scale for both)."""
+        from scipy.stats import kendalltau, spearmanr
+
+        from ..core import verifier as verifier_api
+        gen = self.generator(task.prompt)
+        n, marks = task.method.options["n"], sorted(task.method.options["steps"])
+        seeds = [task.seed + i for i in range(n)]
+        states, at, inter = gen.initial_noise(seeds), 0, {}
+        t0 = time.perf_counter()
+        for k in marks:
+            states, x0 = gen.denoise_predicting(states, at, k, seeds)
+            inter[k] = verifier_api.score(self.verifiers, gen.decode(x0), [task.prompt] * n)
+            at = k
+        finals, _ = gen.denoise(states, at, gen.steps, seeds)
+        final = verifier_api.score(self.verifiers, gen.decode(finals), [task.prompt] * n)
+        aggregator.bind(list(final))
+        aggregator.observe(final)
+        target = aggregator.score(final).numpy()
+        metrics = {}
+        for k in marks:
+            got = aggregator.score(inter[k]).numpy()
+            metrics[f"spearman@{k}"] = float(spearmanr(got, target).statistic)
+            metrics[f"kendall@{k}"] = float(kendalltau(got, target).statistic)
+        metrics = {k: (v if v == v else None) for k, v in metrics.items()}  # constant scores: no order
+        return _row(task, self.config, metrics, gen.nfe, time.perf_counter() - t0, n, {}, aggregator, None)
 
 
 def _row(task: Task, config: EvalConfig, metrics: dict, nfe: int, wall: float, candidates: int,

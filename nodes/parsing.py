@@ -56,3 +56,19 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
         return tuple(int(p) for p in text.replace(";", ",").split(",") if p.strip())
     except ValueError:
         raise ValueError(f"{what} must be whole numbers separated by commas, got '{text}'") from None
+
+
+def parse_schedule(text: str) -> tuple[tuple[int, float], ...]:
+    """'6:0.5, 12:0.5' -> ((6, 0.5), (12, 0.5)): at step 6 keep half, at step 12 half again;
+    '' -> () (no pruning)."""
+    out = []
+    for p in (p.strip() for p in text.replace(";", ",").split(",")):
+        if not p:
+            continue
+        try:
+            step, keep = p.split(":", 1)
+            out.append((int(step), _number(keep, "a kept fraction")))
+        except ValueError as e:
+            raise ValueError(f"cannot read the pruning schedule entry '{p}' ({e}): write "
+                             "'step:fraction kept', e.g. '6:0.5, 12:0.5'") from None
+    return tuple(out)

@@ -62,7 +62,7 @@ def search_plot(report: dict):
     scales = [s for s in report["aggregator"].get("scales_over_time", []) if s.get("sigmas")]
     fig, axes = plt.subplots(1, 2 if scales else 1, figsize=(9 if scales else 5, 3.2), squeeze=False)
     ax = axes[0, 0]
-    cands = report["candidates"]
+    cands = [c for c in report["candidates"] if c["score"] is not None]  # pruned ones have none
     ax.scatter([c["generation"] for c in cands], [c["score"] for c in cands], s=18, alpha=0.7,
                label="candidate")
     best = next(c for c in cands if c["id"] == report["best"])

@@ -15,14 +15,17 @@ from comfy_api.latest import io, ui
 from ..core.batch import AVBatch
 from ..search.engine import SearchLimits
 from ..search.result import SearchResult
+from ..search.pruning import ParticleConfig, PrunedBestOfNConfig, particle_search, pruned_best_of_n
 from ..search.strategies import BestOfNConfig, EvoSearchConfig, best_of_n, evosearch, naive
 from . import types
 from .aggregation import AggregatorChoice
-from .parsing import parse_ints
+from .parsing import parse_ints, parse_schedule
 from .report import save_result
 from .residency import place
 
 PREVIEW_FRAMES = 6
+PRUNING_DEFAULT = "6:0.5, 12:0.5"
+PRUNING_NOTE = "Measured on the continuous ToyAV: see docs/claims.md."
 
 
 def _progress(node_id: str | None):
@@ -159,9 +162,10 @@ class EvoSearchNode(io.ComfyNode):
                                    "int(pool size x ratio) states drawn at random."),
                     io.Combo.Input("mutation", options=["reference", "variance_preserving"],
                                    default="reference", advanced=True,
-                                   tooltip="Intermediate states: 'reference' adds sigma * eps; "
-                                           "'variance_preserving' mixes sqrt(1 - beta^2) x + "
-                                           "beta sigma eps."),
+                                   tooltip="Intermediate states: 'reference' adds t * eps with "
+                                           "t = 1 - step/steps, the raw timestep (as the "
+                                           "reference); 'variance_preserving' mixes "
+                                           "sqrt(1 - beta^2) x + beta sigma eps."),
                     *TAIL_INPUTS],
             outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
 
@@ -177,4 +181,76 @@ class EvoSearchNode(io.ComfyNode):
         return _outputs(cls, result, filename_prefix)
 
 
-NODES = [NaiveSampleNode, BestOfNNode, EvoSearchNode]
+PROXY_INPUT = types.Verifiers.Input(
+    "proxy_verifiers", optional=True,
+    tooltip="Optional cheaper verifiers for the intermediate scores (ranked by average ranks); "
+            "without them the final verifiers read the x0 predictions, ranked with the "
+            "aggregator's current scales. Intermediate scores never enter ARW's history.")
+
+
+class PrunedBestOfNNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AVITS_PrunedBestOfN", display_name="AVITS Pruned Best-of-N",
+            category="AVITS/search",
+            description="Best-of-N that stops losing candidates early: at each pruning step the "
+                        "survivors' predicted clean samples are scored and only the best go on. "
+                        "Survivors finish exactly as in Best-of-N; the compute saved is in the "
+                        "report.",
+            inputs=[*COMMON_INPUTS,
+                    io.Int.Input("n", default=10, min=1, max=1024, tooltip="Candidates started."),
+                    io.String.Input("schedule", default=PRUNING_DEFAULT,
+                                    tooltip="step:fraction kept, e.g. '6:0.5, 12:0.5' (of 30 "
+                                            "steps: at step 6 keep half, at step 12 half of "
+                                            "those). " + PRUNING_NOTE + " Empty: Best-of-N."),
+                    PROXY_INPUT, *TAIL_INPUTS],
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
+
+    @classmethod
+    def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, n, schedule,
+                filename_prefix, proxy_verifiers=None, prompt="", chunk_size=8,
+                max_candidates=1024) -> io.NodeOutput:
+        config = PrunedBestOfNConfig(n, parse_schedule(schedule), seed)
+        result = pruned_best_of_n(generator, verifiers, aggregator.aggregator(), config,
+                                  proxy=proxy_verifiers,
+                                  **_options(cls, aggregator, prompt, chunk_size, max_candidates))
+        return _outputs(cls, result, filename_prefix)
+
+
+class ParticleSearchNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AVITS_ParticleSearch", display_name="AVITS Particle Search",
+            category="AVITS/search",
+            description="N particles; at each resampling step their predicted clean samples are "
+                        "scored and the particles resampled by softmax(score / temperature), "
+                        "copies diverging by fresh noise; the best finished particle wins.",
+            inputs=[*COMMON_INPUTS,
+                    io.Int.Input("n", default=10, min=1, max=1024, tooltip="Particles."),
+                    io.String.Input("resample_steps", default="10, 20",
+                                    tooltip="Steps at which the particles are resampled (of 30 "
+                                            "steps here); empty: Best-of-N."),
+                    io.Float.Input("temperature", default=0.1, min=0.0001, max=1000.0, step=0.01,
+                                   tooltip="Softmax temperature of the scores: low keeps only "
+                                           "the best, high resamples almost uniformly."),
+                    io.Float.Input("jitter", default=0.2, min=0.001, max=1.0, step=0.01,
+                                   advanced=True, tooltip="How far a copy moves from the "
+                                   "particle it copies (variance-preserving noise mix)."),
+                    PROXY_INPUT, *TAIL_INPUTS],
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
+
+    @classmethod
+    def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, n, resample_steps,
+                temperature, jitter, filename_prefix, proxy_verifiers=None, prompt="",
+                chunk_size=8, max_candidates=1024) -> io.NodeOutput:
+        config = ParticleConfig(n, parse_ints(resample_steps, "resampling steps"), temperature,
+                                jitter, seed)
+        result = particle_search(generator, verifiers, aggregator.aggregator(), config,
+                                 proxy=proxy_verifiers,
+                                 **_options(cls, aggregator, prompt, chunk_size, max_candidates))
+        return _outputs(cls, result, filename_prefix)
+
+
+NODES = [NaiveSampleNode, BestOfNNode, EvoSearchNode, PrunedBestOfNNode, ParticleSearchNode]

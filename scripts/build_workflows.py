@@ -35,7 +35,8 @@ JAVISDIT = {"1": (40, 60), "2": (40, 380), "3": (420, 60), "4": (820, 60), "5": 
             "11": (1200, 780), "12": (1560, 700), "13": (1560, 880), "14": (1960, 60),
             "15": (2380, 60), "16": (2380, 240)}
 LAYOUTS = {"toyav_best_of_n": TOYAV, "toyav_evosearch": TOYAV, "toyav_evosearch_javisscore": TOYAV,
-           "ltx2_best_of_n_arw": LTX2, "ltx2_evosearch_arw": LTX2,
+           "ltx2_best_of_n_arw": LTX2, "ltx2_evosearch_arw": LTX2, "ltx2_pruned_best_of_n_arw": LTX2,
+           "toyav_pruned_best_of_n": TOYAV,
            "javisdit_best_of_n_arw": JAVISDIT, "javisdit_evosearch_arw": JAVISDIT}
 
 LTX2_FILES = (
@@ -137,6 +138,29 @@ NOTES = {
          "the generator: candidates through the model at once (memory)."),
         ((40, 620), (700, 420), LTX2_FILES),
         ((2360, 600), (360, 300), LTX2_VERIFIERS),
+    ],
+    "ltx2_pruned_best_of_n_arw": [
+        ((1560, 360), (360, 440),
+         "Pruned Best-of-N on LTX-2\n\nBest-of-10 that stops losing candidates early: after 3 "
+         "of the 8 distilled steps the sampler's own prediction of each candidate's clean "
+         "sample is decoded and scored, and the better half goes on; after step 5 half of those. "
+         "Survivors finish exactly as in Best-of-N. Intermediate scores never enter the ARW "
+         "state; the report lists each candidate's pruned_at step and the compute saved."),
+        ((40, 620), (700, 420), LTX2_FILES),
+        ((2360, 600), (360, 300), LTX2_VERIFIERS),
+    ],
+    "toyav_pruned_best_of_n": [
+        ((1180, 60), (440, 360),
+         "Pruned Best-of-N\n\nStarts N candidates and, at each pruning step of the schedule "
+         "(step:fraction kept), scores every survivor's predicted clean sample and keeps the "
+         "best fraction; survivors finish exactly as in Best-of-N, at a fraction of its "
+         "compute (the report counts the NFE saved). The continuous ToyAV world (attributes "
+         "that vary smoothly with the noise) is where early scores predict final ones. "
+         "Measured: docs/claims.md."),
+        ((760, 470), (400, 250),
+         "Verifiers and aggregation\n\nThe final verifiers also read the intermediate "
+         "predictions, ranked with ARW's current scales; those scores never enter its "
+         "history. A cheaper proxy set can go on the optional proxy_verifiers input."),
     ],
     "ltx2_evosearch_arw": [
         ((1560, 360), (360, 420),
