@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                        progress=bar.update if bar else None)
         else:
             run(config, prompts, results, backend, progress=bar.update if bar else None)
-    except (WorkflowError, TimeoutError) as e:  # a workflow failed or hung on a server
+    except (WorkflowError, TimeoutError, ConnectionError) as e:  # a server failed, hung or went away
         print(f"evaluate: {e}", file=sys.stderr)
         return 1
     finally:

@@ -91,19 +91,29 @@ class Server:
         self.url = url.rstrip("/")
         self.client_id = uuid.uuid4().hex
 
-    def _open(self, path: str, data: bytes | None = None, timeout: float = 30):
+    def _open(self, path: str, data: bytes | None = None, timeout: float = 30) -> bytes:
+        """The answer's body; HTTPError for an error status, ConnectionError (naming the
+        server) when it cannot be reached."""
         req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET",
                                      headers={"Content-Type": "application/json"} if data else {})
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.read()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.read()
+        except urllib.error.HTTPError:
+            raise
+        except (urllib.error.URLError, OSError) as e:
+            raise ConnectionError(f"ComfyUI server {self.url} does not answer "
+                                  f"{'POST' if data else 'GET'} {path.split('?')[0]} "
+                                  f"({getattr(e, 'reason', e)})") from None
 
     def check(self) -> None:
         try:
             self._open("/system_stats", timeout=10)
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise ConnectionError(f"ComfyUI server {self.url} does not answer GET /system_stats "
-                                  f"({reason}); start it or fix comfyui.servers") from None
+        except urllib.error.HTTPError as e:
+            raise ConnectionError(f"{self.url} is not a ComfyUI server (GET /system_stats: HTTP "
+                                  f"{e.code})") from None
+        except ConnectionError as e:
+            raise ConnectionError(f"{e}; start it or fix comfyui.servers") from None
 
     def queue(self, graph: dict) -> str:
         body = json.dumps({"prompt": graph, "client_id": self.client_id}).encode()
@@ -138,7 +148,11 @@ class Server:
 
     def download(self, filename: str, subfolder: str, dest: Path) -> None:
         query = urllib.parse.urlencode({"filename": filename, "subfolder": subfolder, "type": "output"})
-        data = self._open(f"/view?{query}", timeout=120)
+        try:
+            data = self._open(f"/view?{query}", timeout=120)
+        except urllib.error.HTTPError as e:
+            raise WorkflowError(f"{self.url}: GET /view of the saved clip {subfolder}/{filename}: "
+                                f"HTTP {e.code}") from None
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
 

@@ -84,6 +84,8 @@ class EvalConfig:
     aggregators: tuple[str, ...]
     weights: dict[str, float] | None
     arw: dict[str, Any] = field(default_factory=dict)
+    aggregator_specs: dict[str, tuple[str, dict | None]] = field(default_factory=dict)
+    """label -> (aggregator name, its own weights or None for the config's)."""
     comfyui: ComfyUI | None = None
     gallery: int = 4
     bootstrap: int = 2000
@@ -203,10 +205,20 @@ def parse(raw: dict, source: Path) -> EvalConfig:
     if not any(m.kind == "naive" or m.label == "naive" for m in methods):
         raise ConfigError("[[methods]] needs the baseline: a kind = 'naive' method (or a workflow "
                           "labelled 'naive'), which Improvement % is relative to")
-    aggregators = tuple(top.get("aggregators", ["arw_shared"]))
-    bad = [a for a in aggregators if a not in AGGREGATORS]
-    if bad:
-        raise ConfigError(f"aggregators {bad} unknown; choose from {', '.join(AGGREGATORS)}")
+    aggregators, specs = [], {}
+    for i, entry in enumerate(top.get("aggregators", ["arw_shared"])):
+        if isinstance(entry, dict):  # {name = "weighted_sum", label = "tuned", weights = {...}}
+            _take(entry, f"aggregators[{i}]", {"name": str, "label": str, "weights": dict})
+            name, label = entry.get("name"), entry.get("label") or entry.get("name")
+            weights = {k: float(v) for k, v in entry.get("weights", {}).items()} or None
+        else:
+            name, label, weights = entry, entry, None
+        if name not in AGGREGATORS:
+            raise ConfigError(f"aggregator {name!r} unknown; choose from {', '.join(AGGREGATORS)}")
+        if label in specs:
+            raise ConfigError(f"two aggregators are labelled {label!r}; give each its own label")
+        aggregators.append(label)
+        specs[label] = (name, weights)
     comfy = None
     if "comfyui" in top:
         c = _take(top["comfyui"], "comfyui", {"servers": list, "timeout_s": (float, int)})
@@ -224,7 +236,7 @@ def parse(raw: dict, source: Path) -> EvalConfig:
         metrics_oracle=metrics.get("oracle", gen["kind"] == "toyav"),
         metrics_verifiers=tuple(metrics.get("verifiers", [])),
         groups={k: str(v) for k, v in metrics.get("groups", {}).items()},
-        methods=methods, aggregators=aggregators,
+        methods=methods, aggregators=tuple(aggregators), aggregator_specs=specs,
         weights={k: float(v) for k, v in top["weights"].items()} if "weights" in top else None,
         arw=_take(top.get("arw", {}), "arw", {"lr": (float, int), "iters": int, "optimizer": str}),
         comfyui=comfy, gallery=top.get("gallery", 4), bootstrap=top.get("bootstrap", 2000))

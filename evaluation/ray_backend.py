@@ -20,9 +20,7 @@ from typing import Any
 
 from .config import ConfigError, EvalConfig
 from .results import Results
-from .runner import InProcess, Progress, Task, make_aggregator, run, tasks
-
-SHARED = "arw_shared"
+from .runner import InProcess, Progress, Task, make_aggregator, run, shared_arw, tasks
 
 
 def _pack_path() -> str:
@@ -65,8 +63,8 @@ class AggregatorProxy:
 class SharedAggregator:
     """The state of one arm's ARW shared across prompts (a Ray actor: one call at a time)."""
 
-    def __init__(self, config: EvalConfig, state: dict | None) -> None:
-        self.aggregator = make_aggregator(config, SHARED)
+    def __init__(self, config: EvalConfig, label: str, state: dict | None) -> None:
+        self.aggregator = make_aggregator(config, label)
         if state is not None:
             self.aggregator.load_state_dict(state)
 
@@ -154,8 +152,9 @@ def _dispatch(ray, config: EvalConfig, todo: list[Task], results: Results, count
     failed search nothing new starts; the searches running finish and are recorded, then the
     first error is raised."""
     shared_cls = ray.remote(num_cpus=0)(SharedAggregator)
-    shared = {arm: shared_cls.remote(config, _resume_state(results, arm))
-              for arm in dict.fromkeys(t.arm for t in todo if t.aggregator == SHARED)}
+    arms = {t.arm: t.aggregator for t in todo if shared_arw(config, t.aggregator)}
+    shared = {arm: shared_cls.remote(config, label, _resume_state(results, arm))
+              for arm, label in arms.items()}
     worker_cls = ray.remote(num_cpus=1)(Worker)
     idle = [worker_cls.remote(config) for _ in range(min(count, len(todo)))]
     pending: dict[Any, Any] = {}

@@ -84,13 +84,16 @@ class _Scaled:
         return self.verifier(batch, prompts) * self.factor
 
 
-def make_aggregator(config: EvalConfig, name: str):
+def make_aggregator(config: EvalConfig, label: str):
+    """A fresh aggregator for an arm's label (its own weights, else the config's)."""
     from ..search.aggregation import make_aggregator as build
-    if name in ("arw", "arw_shared"):
-        return build("arw", config.weights, **config.arw)
-    if name == "-":
+    if label == "-":
         return build("weighted_sum", None)
-    return build(name, config.weights)
+    name, weights = config.aggregator_specs.get(label, (label, None))
+    weights = weights if weights is not None else config.weights
+    if name in ("arw", "arw_shared"):
+        return build("arw", weights, **config.arw)
+    return build(name, weights)
 
 
 class InProcess:
@@ -184,10 +187,15 @@ def _row(task: Task, config: EvalConfig, metrics: dict, nfe: int, wall: float, c
             "arw_scales": sigmas, "history_size": aggregator.history_size if aggregator is not None else None,
             "clips": {"chosen": clip, "naive": naive_clip},
             "aggregator_state": aggregator.state_dict()
-            if task.aggregator == "arw_shared" else None}
+            if shared_arw(config, task.aggregator) else None}
 
 
 # --- running ------------------------------------------------------------------------------------
+
+def shared_arw(config: EvalConfig, label: str) -> bool:
+    """An arm whose ARW state is carried across the prompts."""
+    return config.aggregator_specs.get(label, (label, None))[0] == "arw_shared"
+
 
 def run(config: EvalConfig, prompts: list[str], results: Results, backend,
         progress: Progress | None = None) -> None:
@@ -201,12 +209,12 @@ def run(config: EvalConfig, prompts: list[str], results: Results, backend,
     for task in tasks(config, prompts):
         if task.key in results:
             row = results.rows[task.key]
-            if task.aggregator == "arw_shared":
-                agg = shared.setdefault(task.arm, make_aggregator(config, "arw_shared"))
+            if shared_arw(config, task.aggregator):
+                agg = shared.setdefault(task.arm, make_aggregator(config, task.aggregator))
                 agg.load_state_dict(row["aggregator_state"])
             continue
-        if task.aggregator == "arw_shared":
-            agg = shared.setdefault(task.arm, make_aggregator(config, "arw_shared"))
+        if shared_arw(config, task.aggregator):
+            agg = shared.setdefault(task.arm, make_aggregator(config, task.aggregator))
         else:
             agg = make_aggregator(config, task.aggregator)
         results.add(backend.run(task, agg, config.output))

@@ -3,8 +3,8 @@
 from comfy_api.latest import Caching, ComfyExtension, io
 from server import PromptServer
 
-from . import (aggregation, comfy_bridge, generators, imagebind, javisdit, qwen2vl, report, score,
-               search, transactions, verifiers)
+from . import (aggregation, comfy_bridge, generators, imagebind, javisdit, mmdisco, qwen2vl, report,
+               score, search, transactions, verifiers)
 
 
 class AVITSExtension(ComfyExtension):
@@ -15,5 +15,5 @@ class AVITSExtension(ComfyExtension):
         PromptServer.instance.add_on_prompt_handler(transactions.keep_raw_resets)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*generators.NODES, *comfy_bridge.NODES, *javisdit.NODES, *verifiers.NODES, *imagebind.NODES, *qwen2vl.NODES,
+        return [*generators.NODES, *comfy_bridge.NODES, *javisdit.NODES, *mmdisco.NODES, *verifiers.NODES, *imagebind.NODES, *qwen2vl.NODES,
                 *aggregation.NODES, *search.NODES, *report.NODES, *score.NODES]

@@ -34,9 +34,12 @@ JAVISDIT = {"1": (40, 60), "2": (40, 380), "3": (420, 60), "4": (820, 60), "5": 
             "6": (820, 480), "7": (1200, 60), "8": (1560, 60), "9": (820, 620), "10": (1200, 620),
             "11": (1200, 780), "12": (1560, 700), "13": (1560, 880), "14": (1960, 60),
             "15": (2380, 60), "16": (2380, 240)}
+MMDISCO = {"1": (40, 60), "2": (420, 60), "3": (40, 420), "4": (420, 420), "5": (40, 580),
+           "6": (420, 580), "7": (800, 480), "8": (800, 640), "9": (1180, 60), "10": (1580, 60),
+           "11": (1580, 240)}
 LAYOUTS = {"toyav_best_of_n": TOYAV, "toyav_evosearch": TOYAV, "toyav_evosearch_javisscore": TOYAV,
            "ltx2_best_of_n_arw": LTX2, "ltx2_evosearch_arw": LTX2, "ltx2_pruned_best_of_n_arw": LTX2,
-           "toyav_pruned_best_of_n": TOYAV,
+           "toyav_pruned_best_of_n": TOYAV, "mmdisco_evosearch_arw": MMDISCO,
            "javisdit_best_of_n_arw": JAVISDIT, "javisdit_evosearch_arw": JAVISDIT}
 
 LTX2_FILES = (
@@ -80,7 +83,28 @@ JAVISDIT_SAMPLING = (
     "prior sample is drawn from its seed, so candidate k is SamplerCustomAdvanced with seed + k."
     "\n\nmax_batch on the generator: candidates through the DiT at once (memory).")
 
+MMDISCO_FILES = (
+    "Model files (MMDisCo: Auffusion + VideoCrafter2)\n\n"
+    "models/mmdisco/videocrafter2/model.ckpt (base_512_v2 of "
+    "https://huggingface.co/VideoCrafter/VideoCrafter2; if it does not load with weights_only, "
+    "run scripts/convert_videocrafter2.py once and keep model.safetensors beside it)\n"
+    "models/mmdisco/auffusion-full/ (the diffusers folder https://huggingface.co/auffusion/"
+    "auffusion-full, CC BY-NC-SA 4.0)\n"
+    "models/mmdisco/auffusion_videocrafter2_vggsound.pt (the coupling: "
+    "https://huggingface.co/AkioHayakawa/MMDisCo)\n"
+    "models/videoreward/VideoReward/ and models/imagebind/imagebind_huge.pth for the verifiers\n\n"
+    "pip install --no-deps diffusers==0.42.1 open_clip_torch==3.3.0 ftfy regex timm")
+
 NOTES = {
+    "mmdisco_evosearch_arw": [
+        ((1180, 420), (380, 380),
+         "EvoSearch on MMDisCo\n\nThe paper's setting: 50 DDPM steps, evolution at steps 0 "
+         "and 20, populations 10/10/10. Every step runs VideoCrafter2 and Auffusion with CFG 8 "
+         "and adds the coupling discriminator's gradient (video x 8, audio x 1), so the two "
+         "stay in sync. The sampler is ancestral: every candidate's noise comes from its own "
+         "seed, and elites get a new rollout. VideoReward-TA + JavisScore under ARW."),
+        ((40, 760), (740, 300), MMDISCO_FILES),
+    ],
     "javisdit_best_of_n_arw": [
         ((1960, 420), (380, 300),
          "Best-of-N on JavisDiT\n\nThe paper's first search: 5 candidates (seeds 0..4), "

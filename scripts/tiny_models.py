@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import tiny_imagebind  # noqa: E402
 import tiny_javisdit  # noqa: E402
 import tiny_ltx  # noqa: E402
+import tiny_mmdisco  # noqa: E402
 import tiny_videoreward  # noqa: E402
 
 WRITERS = {"imagebind": tiny_imagebind.write, "videoreward": tiny_videoreward.write,
@@ -19,12 +20,13 @@ WRITERS = {"imagebind": tiny_imagebind.write, "videoreward": tiny_videoreward.wr
 
 def write_all(models_dir: Path) -> dict[str, Path]:
     """Every verifier's twin, the LTX-2 twins (LTX-AV, LTX-Video, their VAEs) and every JavisDiT
-    file (DiT, prior, OpenSora VAE, AudioLDM2 VAE + vocoder, T5). The shipped LTX-2 workflows
+    file (DiT, prior, OpenSora VAE, AudioLDM2 VAE + vocoder, T5) and MMDisCo's three files. The shipped LTX-2 workflows
     also need a Gemma 3 text encoder, which has no tiny twin (ComfyUI fixes its size), so on
     tiny models those run with LotusConditioning in its place."""
     out = {name: write(Path(models_dir)) for name, write in WRITERS.items()}
     out.update({f"ltx_{k}": p for k, p in tiny_ltx.write(Path(models_dir)).items()})
     out.update({f"javisdit_{k}": p for k, p in tiny_javisdit.write(Path(models_dir), imagebind=False).items()})
+    out.update({f"mmdisco_{k}": p for k, p in tiny_mmdisco.write(Path(models_dir)).items()})
     return out
 
 
