@@ -57,20 +57,30 @@ def report(config: config_mod.EvalConfig, rows: list[dict]) -> dict[str, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/evaluate", description=__doc__)
-    parser.add_argument("config", type=Path, help="the evaluation config (TOML)")
+    parser.add_argument("configs", type=Path, nargs="+", metavar="CONFIG",
+                        help="evaluation configs (TOML), run one after the other")
     parser.add_argument("--workers", type=int, default=0,
                         help="run on a local Ray with this many workers (needs ray)")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    for path in args.configs:
+        code = evaluate(path, args)
+        if code:
+            return code
+    return 0
+
+
+def evaluate(path: Path, args: argparse.Namespace) -> int:
+    """Run (or resume) one config and write its report; 0 on success."""
     try:
-        config = config_mod.load(args.config)
+        config = config_mod.load(path)
         prompts = load_prompts(config.prompts)
         backend = backend_for(config, args)
         if args.workers or args.ray_address:
             from .ray_backend import check_backend
             check_backend(config)
-        results = Results(config.output / "results.jsonl", _fingerprint(args.config))
+        results = Results(config.output / "results.jsonl", _fingerprint(path))
     except (config_mod.ConfigError, ResultsError, ConnectionError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-AGGREGATORS = ("arw_shared", "arw", "weighted_sum", "rank", "min_max", "z_score_candidates",
+AGGREGATORS = ("arw_shared", "arw", "weighted_sum", "rank", "min_max", "z_score_candidate",
                "z_score_history")
 """ARW with one state carried across the prompts in order (the paper's setting), ARW fresh for
 each prompt and seed, and the fixed rules of search.aggregation."""
@@ -131,7 +131,7 @@ def _method(entry: dict, i: int) -> list[Method]:
         return [Method("evosearch", opts, label)]
     if kind == "pruned_best_of_n":
         _take(entry, where, {"kind": str, "n": int, "schedule": list, "label": str})
-        schedule = entry.get("schedule", [[6, 0.5], [12, 0.5]])
+        schedule = entry.get("schedule", [[6, 0.5], [10, 0.4]])
         if not all(isinstance(x, list) and len(x) == 2 for x in schedule):
             raise ConfigError(f"{where}.schedule must be a list of [step, fraction kept] pairs, got {schedule!r}")
         n = entry.get("n", 10)

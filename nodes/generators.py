@@ -42,16 +42,26 @@ class ToyAVGeneratorNode(io.ComfyNode):
                                tooltip="Frames per second."),
                 io.Float.Input("duration", default=2.0, min=0.5, max=10.0, step=0.5, advanced=True,
                                tooltip="Clip length in seconds."),
+                io.Combo.Input("world", options=["discrete", "continuous"], default="discrete",
+                               optional=True,
+                               tooltip="discrete: only color, shape and sound, so a nearby noise "
+                                       "gives the same sample or a different one. continuous: "
+                                       "also size (small/large), brightness (dark/bright), "
+                                       "bounce height (low/high), loudness (quiet/loud) and pitch "
+                                       "(low-pitched/high-pitched), which vary smoothly with the "
+                                       "noise, e.g. 'a large bright red ball bouncing high, loud "
+                                       "high-pitched bell sound'."),
             ],
             outputs=[types.Generator.Output(display_name="generator")],
         )
 
     @classmethod
     def execute(cls, prompt, steps, guidance, coupling, caption_noise, width, height, fps,
-                duration) -> io.NodeOutput:
+                duration, world="discrete") -> io.NodeOutput:
         return io.NodeOutput(ToyAVGenerator(prompt, steps=steps, guidance=guidance,
                                             coupling=coupling, caption_noise=caption_noise,
-                                            width=width, height=height, fps=fps, duration=duration))
+                                            width=width, height=height, fps=fps, duration=duration,
+                                            world=world))
 
 
 NODES = [ToyAVGeneratorNode]

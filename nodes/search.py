@@ -24,7 +24,7 @@ from .report import save_result
 from .residency import place
 
 PREVIEW_FRAMES = 6
-PRUNING_DEFAULT = "6:0.5, 12:0.5"
+PRUNING_DEFAULT = "6:0.5, 10:0.4"
 PRUNING_NOTE = "Measured on the continuous ToyAV: see docs/claims.md."
 
 

@@ -42,7 +42,7 @@ class PrunedBestOfNConfig:
     scored and the best ``keep`` fraction (at least one) goes on."""
 
     n: int = 10
-    schedule: tuple[tuple[int, float], ...] = ((6, 0.5), (12, 0.5))
+    schedule: tuple[tuple[int, float], ...] = ((6, 0.5), (10, 0.4))
     seed: int = 0
 
     def validate(self, steps: int) -> None:

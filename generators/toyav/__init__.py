@@ -6,7 +6,8 @@ from .generator import ToyAVGenerator
 from .latent import DIM, split
 from .render import Clip
 from .text_match import ToyTextMatch
-from .vocabulary import COLORS, PALETTE, SHAPES, SOUNDS, compose_prompt, parse_prompt, prompt_set
+from .vocabulary import (COLORS, LEVELS, PALETTE, SHAPES, SOUNDS, WORLDS, compose_prompt, parse_prompt,
+                         prompt_set)
 
-__all__ = ["COLORS", "DIM", "PALETTE", "SHAPES", "SOUNDS", "Clip", "ToyAVGenerator", "ToyTextMatch",
-           "compose_prompt", "parse_prompt", "prompt_set", "split"]
+__all__ = ["COLORS", "DIM", "LEVELS", "PALETTE", "SHAPES", "SOUNDS", "WORLDS", "Clip", "ToyAVGenerator",
+           "ToyTextMatch", "compose_prompt", "parse_prompt", "prompt_set", "split"]

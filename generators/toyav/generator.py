@@ -12,7 +12,7 @@ from ...core.checks import finite
 from ...core.generator import StepCallback, mutate_flow_state
 from . import latent, sampler
 from .render import Clip, Renderer
-from .vocabulary import ATTRIBUTES, parse_prompt
+from .vocabulary import ATTRIBUTES, WORLDS, closeness, parse_prompt, targets
 
 NUM_PHASES = 4
 """Bounce phases in the dataset, evenly spaced over one period: few enough that a sample out of
@@ -20,15 +20,24 @@ sync is off by at least a quarter period (125 ms by default), which a sync verif
 
 
 class ToyAVGenerator:
-    """Candidates are float32 latents [latent.DIM]. Naive sampling misses the prompt (caption
-    noise) and drifts out of sync (weak audio-video coupling); search over seeds fixes both."""
+    """Candidates are float32 latents [dim] of the world's layout (latent.LAYOUTS). Naive sampling
+    misses the prompt (caption noise) and drifts out of sync (weak audio-video coupling); search
+    over seeds fixes both. ``world="discrete"`` has only categorical attributes (color, shape,
+    sound) and phases, so an outcome jumps between items as the noise moves; "continuous" adds
+    size, brightness, bounce height, pitch and loudness, smooth in the noise (sampler.Mixture).
+    The discrete world draws every clip at the continuous scales' centers and cannot follow a
+    prompt's level words (the oracle and ToyTextMatch still grade them)."""
 
     deterministic = True
 
     def __init__(self, prompt: str, steps: int = 30, guidance: float = 3.0, coupling: float = 0.28,
                  caption_noise: float = 0.5, width: int = 64, height: int = 64, fps: float = 24.0,
                  duration: float = 2.0, sample_rate: int = 16000, device: str | torch.device = "cpu",
-                 period: float = 0.5) -> None:
+                 period: float = 0.5, world: str = "discrete",
+                 mixture: sampler.Mixture = sampler.Mixture()) -> None:
+        if world not in WORLDS:
+            raise ValueError(f"world must be one of {WORLDS}, got {world!r}")
+        self.world, self.layout = world, latent.LAYOUTS[world]
         self.steps = finite("steps", steps, 1, 10_000, integer=True)
         self.guidance = finite("guidance", guidance, 0, 100)
         self.coupling = finite("coupling", coupling, 0, 1)
@@ -46,7 +55,13 @@ class ToyAVGenerator:
         log_likelihood = sampler.caption_log_likelihood(labels, _wanted(prompt), self.caption_noise)
         self._denoiser = sampler.GuidedDenoiser(items.to(torch.float64), log_likelihood,
                                                 self.guidance, self.coupling)
-        self._renderer = Renderer(self.clip, self.device)
+        lay = self.layout  # the item coordinates, then the continuous ones, in the world's layout
+        self._item_columns = [*range(lay.video_phase.stop), *range(lay.sound.start, lay.audio_phase.stop)]
+        self._continuous = list(lay.continuous.values())
+        wanted = targets(parse_prompt(prompt))
+        self._mixture = (sampler.MixtureDenoiser(mixture, [wanted.get(a) for a in lay.continuous],
+                                                 self.guidance) if self._continuous else None)
+        self._renderer = Renderer(self.clip, self.device, lay)
 
     @property
     def prompt(self) -> str:
@@ -54,7 +69,7 @@ class ToyAVGenerator:
         return self._prompt
 
     def initial_noise(self, seeds: Sequence[int]) -> list[torch.Tensor]:
-        return [torch.randn(latent.DIM, generator=torch.Generator().manual_seed(int(s))).to(self.device)
+        return [torch.randn(self.layout.dim, generator=torch.Generator().manual_seed(int(s))).to(self.device)
                 for s in seeds]
 
     def sigma(self, step: int) -> float:
@@ -74,9 +89,19 @@ class ToyAVGenerator:
                           dtype=state.dtype).to(state.device)
         return mutate_flow_state(state, eps, step, self.sigma(step), beta, mode)
 
+    def denoise_predicting(self, states: list[torch.Tensor], start: int, end: int,
+                           seeds: Sequence[int] = (), on_step: StepCallback | None = None,
+                           ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """As denoise, with the denoiser's x0 of the last step (computed by that step anyway)."""
+        if not 0 <= start < end <= self.steps:
+            raise ValueError(f"need 0 <= start < end <= {self.steps}, got start={start}, end={end}")
+        last: list[torch.Tensor] = []
+        finals, _ = self.denoise(states, start, end, seeds, on_step=on_step, _x0=last)
+        return finals, list(last[-1].to(self.device, torch.float32).unbind(0))
+
     def denoise(self, states: list[torch.Tensor], start: int, end: int, seeds: Sequence[int] = (),
                 record: Sequence[int] = (), on_step: StepCallback | None = None,
-                ) -> tuple[list[torch.Tensor], dict[int, list[torch.Tensor]]]:
+                _x0: list | None = None) -> tuple[list[torch.Tensor], dict[int, list[torch.Tensor]]]:
         """Euler steps of the exact ODE: deterministic, so ``seeds`` are not needed."""
         if not 0 <= start <= end <= self.steps:
             raise ValueError(f"need 0 <= start <= end <= {self.steps}, got start={start}, end={end}")
@@ -94,12 +119,24 @@ class ToyAVGenerator:
                 break
             t, t_next = self.sigma(step), self.sigma(step + 1)
             x64 = x.cpu().to(torch.float64)
-            denoised = self._denoiser(x64, t)
+            denoised = self._denoised(x64, t)
+            if _x0 is not None:
+                _x0.append(denoised)
             x = sampler.euler_step(x64, denoised, t, t_next).to(self.device, torch.float32)
             self.nfe += len(states)
             if on_step is not None:
                 on_step(len(states))
         return list(x.unbind(0)), recorded
+
+    def _denoised(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        """The guided posterior mean of every coordinate: the items' and, in the continuous
+        world, the independent continuous coordinates'."""
+        if self._mixture is None:
+            return self._denoiser(x, t)
+        out = torch.empty_like(x)
+        out[:, self._item_columns] = self._denoiser(x[:, self._item_columns], t)
+        out[:, self._continuous] = self._mixture(x[:, self._continuous], t)
+        return out
 
     def decode(self, states: list[torch.Tensor]) -> AVBatch:
         if not states:
@@ -120,21 +157,29 @@ class ToyAVGenerator:
         return 4 * (c.frames * c.height * c.width * 3 + c.samples)
 
     def oracle(self, states: list[torch.Tensor], prompt: str) -> list[dict[str, float]]:
-        """Ground truth for evaluation, never for selection: ``text_match`` is the fraction of the
-        prompt's attributes that each finished latent shows, ``sync_error_s`` the circular
-        distance in seconds between its audio and video phases."""
-        wanted = _wanted(prompt)
+        """Ground truth for evaluation, never for selection, read off each finished latent.
+        Higher is better: ``text_match`` (0..1), the mean over the attributes the prompt names of
+        1/0 for a categorical one shown / not shown and vocabulary.closeness of a continuous one.
+        Lower is better: ``sync_error_s``, the circular distance in seconds between the audio and
+        video phases, and ``<attribute>_error`` for each continuous attribute the prompt names,
+        |value - target| on its 0..1 scale."""
+        named = parse_prompt(prompt)
+        wanted, goals = _wanted(prompt), targets(named)
         if not states:
             return []
         x = torch.stack([s.detach().cpu().to(torch.float32) for s in states])
-        shown = list(latent.attributes(x).values())
-        hits = torch.stack([shown[column] == index for column, index in wanted.items()])
+        shown = list(latent.attributes(x, self.layout).values())
+        values = latent.values(x, self.layout)
+        errors = {a: (values[a] - goal).abs() for a, goal in goals.items()}
+        matches = [(shown[column] == index).to(torch.float32) for column, index in wanted.items()]
+        matches += [closeness(e) for e in errors.values()]
+        text_match = torch.stack(matches).mean(0)
         period = self.clip.period
-        video_phase, audio_phase = latent.phases(x, period)
+        video_phase, audio_phase = latent.phases(x, period, self.layout)
         gap = torch.remainder(video_phase - audio_phase, period)
         sync = torch.minimum(gap, period - gap)
-        return [{"text_match": float(m), "sync_error_s": float(e)}
-                for m, e in zip(hits.to(torch.float32).mean(0), sync)]
+        return [{"text_match": float(text_match[i]), "sync_error_s": float(sync[i]),
+                 **{f"{a}_error": float(e[i]) for a, e in errors.items()}} for i in range(len(x))]
 
 
 def _wanted(prompt: str) -> dict[int, int]:

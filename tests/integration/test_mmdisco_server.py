@@ -22,12 +22,12 @@ def models(comfy):
     return tiny_models.write_all(comfy.base / "models")
 
 
-def shipped(state: str, steps: int = 3, **search) -> dict:
+def shipped(state: str, steps: int = 2, **search) -> dict:
     """The shipped workflow with a CPU-sized number of steps and populations."""
     graph = json.loads((REPO / "workflows" / "api" / "mmdisco_evosearch_arw.json").read_text())
     graph["2"]["inputs"]["steps"] = steps
     graph["8"]["inputs"].update(name=state, reset=True)
-    graph[SEARCH]["inputs"].update(evolution_steps="0, 1", population_sizes="3, 3, 3", elites=1)
+    graph[SEARCH]["inputs"].update(evolution_steps="0, 1", population_sizes="2, 2, 2", elites=1)
     graph[SEARCH]["inputs"].update(search)
     return graph
 
@@ -35,8 +35,8 @@ def shipped(state: str, steps: int = 3, **search) -> dict:
 def test_the_shipped_mmdisco_workflow_runs_on_the_tiny_twins(comfy, models):
     entry = comfy.run(shipped("mmdisco-shipped"), timeout=900)
     report = report_of(entry, SEARCH)
-    assert len(report["candidates"]) == 3 + 3 + 3  # ancestral: elites get a new rollout
-    assert report["nfe"] == 3 * 3 + 3 * 3 + 3 * 2
+    assert len(report["candidates"]) == 2 + 2 + 2  # ancestral: elites get a new rollout
+    assert report["nfe"] == 2 * 2 + 2 * 2 + 2 * 1
     assert set(report["candidates"][0]["rewards"]) == {"videoreward_ta", "javisscore"}
     out = entry["outputs"][SAVE]["images"][0]
     with av.open(str(comfy.base / "output" / out["subfolder"] / out["filename"])) as video:
@@ -49,17 +49,17 @@ def test_an_interrupt_stops_the_mmdisco_search_and_leaves_the_state(comfy, model
     state = "mmdisco-interrupted"
     comfy.run(shipped(state), timeout=900)
     before = state_path(comfy, state).read_bytes()
-    big = shipped(state, steps=20, evolution_steps="0, 10", population_sizes="4, 4, 4")
+    big = shipped(state, steps=8, evolution_steps="0, 4", population_sizes="3, 3, 3")
     big["8"]["inputs"]["reset"] = False
     seen, sent = [], []
 
     def on_progress(data):
         seen.append(data["value"])
-        if not sent and data["value"] >= 4:
+        if not sent and data["value"] >= 3:
             sent.append(comfy.post("/interrupt", {}))
 
     with pytest.raises(ExecutionFailed) as err:
         comfy.run(big, timeout=900, on_progress=on_progress)
     assert "execution_interrupted" in [m[0] for m in err.value.details["status"]["messages"]]
-    assert sent and max(seen) <= 4 + 4, "stopped within a step of the interrupt"
+    assert sent and max(seen) <= 3 + 3, "stopped within a step of the interrupt"
     assert state_path(comfy, state).read_bytes() == before

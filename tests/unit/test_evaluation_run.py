@@ -66,7 +66,7 @@ def write(tmp_path: Path, text: str, name: str = "c.toml") -> Path:
     (lambda t: t.replace("elites = 1", "elites = 1\nelite = 2"), r"unknown key 'elite' in \[methods\[2\]\]"),
     (lambda t: t.replace('kind = "naive"', 'kind = "naïve"'), r"methods\[0\].kind must be one of"),
     (lambda t: t.replace("seeds = [0, 1]", "seeds = [0, -1]"), "seeds must be a list of non-negative"),
-    (lambda t: t.replace('"weighted_sum"]', '"weighted_summ"]'), r"aggregators \['weighted_summ'\] unknown"),
+    (lambda t: t.replace('"weighted_sum"]', '"weighted_summ"]'), r"aggregator 'weighted_summ' unknown"),
     (lambda t: t.replace("[[methods]]\nkind = \"naive\"\n", ""), "needs the baseline"),
     (lambda t: t.replace("n = [2, 4]", "n = [2, 0]"), r"methods\[1\].n must be a positive integer"),
 ])

@@ -64,7 +64,7 @@ def test_intermediate_scores_never_reach_the_arw_history():
     arw = ARW()
     result = pruned_best_of_n(PredictingGenerator(), VERIFIERS(), arw, PrunedBestOfNConfig(10, seed=0))
     finished = len(by_seed(result))
-    assert arw.history_size == finished == 3
+    assert arw.history_size == finished == 2
     shared = ARW()
     particle_search(PredictingGenerator(), VERIFIERS(), shared, ParticleConfig(6, (10, 20), seed=0))
     assert shared.history_size == 6  # the final particles only, not the 2 x 6 intermediate reads
