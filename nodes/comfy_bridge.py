@@ -247,7 +247,7 @@ class ComfyAVGenerator:
 
         def callback(step, x0, xs, total):
             if denoised is not None and step == total - 1:
-                denoised.append(x0.detach().clone())
+                denoised.append(_like(x0, [p.detach().clone() for p in _parts(x0)]))
             if on_step is not None:
                 on_step(n)
 

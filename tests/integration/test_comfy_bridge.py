@@ -170,3 +170,15 @@ def test_guide_frames_under_a_noise_mask_follow_an_unsplit_run(comfy_code):
     done, _ = gen.denoise([child], 2, 5, [9])
     assert torch.allclose(parts(latent(done[0]))[0][:, :, :1], guide[:, :, :1], atol=1e-5)
     assert not close(latent(done[0]), latent(split[0]))
+
+
+def test_the_x0_prediction_is_the_samplers_own_denoised(av):
+    gen = av.generator()
+    noise = gen.initial_noise([4, 5])
+    finals, x0 = gen.denoise_predicting(noise, 0, gen.steps, [4, 5])
+    # euler's last step lands on the model's denoised (sigma 0): the prediction is the sample
+    assert all(close(f, p) for f, p in zip(finals, x0)) and all(shapes(p) == shapes(f) for f, p in zip(finals, x0))
+    mid, early = gen.denoise_predicting(noise, 0, 2, [4, 5])
+    plain, _ = gen.denoise(noise, 0, 2, [4, 5])
+    assert all(equal(a, b) for a, b in zip(mid, plain))  # reading it changes nothing
+    assert not close(early[0], finals[0]) and gen.nfe == 2 * 5 + 2 * 2 + 2 * 2

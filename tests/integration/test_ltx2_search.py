@@ -60,7 +60,7 @@ def test_an_interrupt_stops_the_ltx_search_and_leaves_the_state(comfy, tiny):
     assert report["aggregator"]["history_size"] == 7 + 7  # built on the untouched state
 
 
-@pytest.mark.parametrize("name", ["ltx2_best_of_n_arw", "ltx2_evosearch_arw"])
+@pytest.mark.parametrize("name", ["ltx2_best_of_n_arw", "ltx2_evosearch_arw", "ltx2_pruned_best_of_n_arw"])
 def test_the_shipped_ltx2_workflows_pass_validation_on_tiny_files(comfy, tiny, name):
     """The API twins as shipped, with the model file names pointed at the tiny twins. No tiny
     Gemma 3 text encoder can be made (ComfyUI fixes its config: 3840 wide, 48 layers, a

@@ -40,7 +40,9 @@ def test_the_shipped_pruned_toyav_workflow_and_particles_run(comfy, models):
     graph["5"]["inputs"]["reset"] = True
     report = report_of(comfy.run(graph, timeout=300))
     check(report, 10, 30, [(6, 0.5), (10, 0.4)])
-    assert arw_file(comfy, "pruned-toyav")["history_size"] == 2  # intermediate scores never enter it
+    # intermediate scores never enter the shared state: it holds the 2 finished candidates
+    assert report["aggregator"]["history_size"] == 2
+    assert arw_file(comfy, "pruned-toyav")["state"]["stats"]["av_align"]["count"] == 2
     graph = load("toyav_pruned_best_of_n", "particles-toyav")
     search = graph["6"]["inputs"]
     graph["6"] = {"class_type": "AVITS_ParticleSearch", "inputs": {
