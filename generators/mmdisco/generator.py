@@ -143,9 +143,20 @@ class MMDisCoGenerator:
             return keep * xv + beta * sv * ev, keep * xa + beta * sa * ea
         return xv + sv * ev, xa + sa * ea
 
+    def denoise_predicting(self, states: list[State], start: int, end: int, seeds: Sequence[int] = (),
+                           on_step: StepCallback | None = None) -> tuple[list[State], list[State]]:
+        """As denoise, with the x0 predictions (x - sqrt(1 - ab) eps) / sqrt(ab) of the last step,
+        from the guided and coupled eps that step used."""
+        if not 0 <= start < end <= self.steps:
+            raise ValueError(f"need 0 <= start < end <= {self.steps}, got start={start}, end={end}")
+        last: list = []
+        finals, _ = self.denoise(states, start, end, seeds, on_step=on_step, _x0=last)
+        xv, xa = last[-1]
+        return finals, list(zip(xv.unbind(0), xa.unbind(0)))
+
     def denoise(self, states: list[State], start: int, end: int, seeds: Sequence[int] = (),
                 record: Sequence[int] = (), on_step: StepCallback | None = None,
-                ) -> tuple[list[State], dict[int, list[State]]]:
+                _x0: list | None = None) -> tuple[list[State], dict[int, list[State]]]:
         """Joint steps ``start``..``end`` - 1 on the whole batch; candidate i's noise comes from
         ``seeds[i]`` and the step alone."""
         if not 0 <= start <= end <= self.steps:
@@ -168,7 +179,7 @@ class MMDisCoGenerator:
             if step == end:
                 break
             noise = StepNoise.draw(seeds, step, self.video_shape, self.audio_shape)
-            xv, xa = self.sampler.step(xv, xa, step, text_v, text_a, noise)
+            xv, xa = self.sampler.step(xv, xa, step, text_v, text_a, noise, _x0)
             self.nfe += len(states)
             if on_step is not None:
                 on_step(len(states))

@@ -64,6 +64,15 @@ def leading_timesteps(steps: int, offset: int = 1, train_steps: int = TRAIN_STEP
     return [k * ratio + offset for k in reversed(range(steps))]
 
 
+def predict_x0(x: torch.Tensor, eps: torch.Tensor, t: int, alphas_cumprod: torch.Tensor,
+               clip_sample: bool = False) -> torch.Tensor:
+    """The clean-sample prediction (x - sqrt(1 - ab) eps) / sqrt(ab), clamped where the
+    scheduler clips it."""
+    ab_t = float(alphas_cumprod[t])
+    x0 = (x - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
+    return x0.clamp(-1, 1) if clip_sample else x0
+
+
 def ddpm_step(x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, alphas_cumprod: torch.Tensor,
               noise: torch.Tensor, clip_sample: bool = False) -> torch.Tensor:
     """One ancestral DDPM step from timestep t to t_prev (< 0: the clean end, alpha_bar = 1):
@@ -73,9 +82,7 @@ def ddpm_step(x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int, alphas_cu
     ab_prev = float(alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0
     alpha_t = ab_t / ab_prev
     beta_t = 1.0 - alpha_t
-    x0 = (x - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
-    if clip_sample:
-        x0 = x0.clamp(-1, 1)
+    x0 = predict_x0(x, eps, t, alphas_cumprod, clip_sample)
     mean = (ab_prev ** 0.5 * beta_t / (1 - ab_t)) * x0 + (alpha_t ** 0.5 * (1 - ab_prev) / (1 - ab_t)) * x
     std = max((1 - ab_prev) / (1 - ab_t) * beta_t, 1e-20) ** 0.5
     return mean + std * noise
@@ -214,8 +221,9 @@ class JointSampler:
         self.stride = TRAIN_STEPS // steps
 
     def step(self, xv: torch.Tensor, xa: torch.Tensor, index: int, text_v: Text, text_a: Text,
-             noise: StepNoise) -> tuple[torch.Tensor, torch.Tensor]:
-        """Step ``index`` (0 = from pure noise) on a batch of float32 latents."""
+             noise: StepNoise, predictions: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``index`` (0 = from pure noise) on a batch of float32 latents; with
+        ``predictions``, the step's x0 predictions (video, audio) are appended to it."""
         g = self.guidance
         b = xv.shape[0]
         t_v, t_a = self.timesteps_video[index], self.timesteps_audio[index]
@@ -234,6 +242,10 @@ class JointSampler:
             eps_v = eps_v + g.joint_video * _cfg(sv * gv, g.cfg_video).to(eps_v.dtype)
             eps_a = eps_a + g.joint_audio * _cfg(sa * ga, g.cfg_audio).to(eps_a.dtype)
         with torch.no_grad():
+            if predictions is not None:
+                predictions.append((
+                    predict_x0(xv, eps_v, t_v, self.video.alphas_cumprod, getattr(self.video, "clip_sample", False)),
+                    predict_x0(xa, eps_a, t_a, self.audio.alphas_cumprod, getattr(self.audio, "clip_sample", False))))
             xv = ddpm_step(xv, eps_v, t_v, t_v - self.stride, self.video.alphas_cumprod,
                            noise.video.to(xv.device, xv.dtype), getattr(self.video, "clip_sample", False))
             xa = ddpm_step(xa, eps_a, t_a, t_a - self.stride, self.audio.alphas_cumprod,

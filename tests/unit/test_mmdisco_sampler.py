@@ -382,3 +382,27 @@ def test_evosearch_runs_and_gives_elites_new_rollouts(video, disc):
     assert len({c.seed for c in res.candidates}) == 9  # elites were rolled out again, with new noise
     assert {c.generation for c in res.candidates} == {0, 1, 2}
     assert res.best.score == max(c.score for c in res.candidates)
+
+
+def test_x0_predictions_follow_the_ddpm_rule_and_pruning_runs(video, disc):
+    from comfyui_avits.generators.mmdisco.sampler import predict_x0
+    from comfyui_avits.search.pruning import PrunedBestOfNConfig, pruned_best_of_n
+
+    gen = generator(video, FakeAudio(), disc)
+    seeds = [3, 4]
+    states = gen.initial_noise(seeds)
+    finals, x0 = gen.denoise_predicting(states, 0, 2, seeds)
+    plain, _ = generator(video, FakeAudio(), disc).denoise(gen.initial_noise(seeds), 0, 2, seeds)
+    assert all(close(a, b) for f, p in zip(finals, plain) for a, b in zip(f, p))  # reading changes nothing
+    # the last step's x0: recomputed from its own state and a recorded step with the rule
+    before, _ = generator(video, FakeAudio(), disc).denoise(gen.initial_noise(seeds), 0, 1, seeds)
+    caught: list = []
+    again = generator(video, FakeAudio(), disc)
+    again.denoise(before, 1, 2, seeds, _x0=caught)
+    assert all(close(a, b) for a, b in zip(caught[-1][0], torch.stack([p[0] for p in x0])))
+    t = again.sampler.timesteps_video[1]
+    assert predict_x0(torch.ones(1), torch.zeros(1), t, video.alphas_cumprod).item() == \
+        pytest.approx(1 / float(video.alphas_cumprod[t]) ** 0.5)
+    res = pruned_best_of_n(generator(video, FakeAudio(), disc), [Mean("video", "video")], WeightedSum(),
+                           PrunedBestOfNConfig(4, ((2, 0.5),), seed=0))
+    assert res.nfe == 4 * 2 + 2 * 2 and sum(c.pruned_at == 2 for c in res.candidates) == 2
