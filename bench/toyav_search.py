@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 

@@ -136,3 +136,40 @@ def moved_away(path: Path):
         yield
     finally:
         aside.rename(path)
+
+
+def run_interrupted(comfy, graph: dict, at: int, timeout: float = 900) -> list[int]:
+    """Queue ``graph``, send /interrupt once its progress reaches ``at``, and check that it
+    stopped as interrupted; returns the progress values seen (the caller bounds their maximum)."""
+    import pytest
+    from comfyctl import ExecutionFailed
+
+    seen, sent = [], []
+
+    def on_progress(data):
+        seen.append(data["value"])
+        if not sent and data["value"] >= at:
+            sent.append(comfy.post("/interrupt", {}))
+
+    with pytest.raises(ExecutionFailed) as err:
+        comfy.run(graph, timeout=timeout, on_progress=on_progress)
+    assert "execution_interrupted" in [m[0] for m in err.value.details["status"]["messages"]]
+    assert sent, "the search ended before the interrupt was sent"
+    return seen
+
+
+def spy_on_states(gen, shapes) -> list:
+    """Record ``shapes(state)`` of every state a generator's mutate and denoise return (finals
+    and recorded ones), to check that a search keeps the latents' layout."""
+    seen: list = []
+    for name in ("mutate", "denoise"):
+        original = getattr(gen, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            out = _original(*args, **kwargs)
+            states = [out] if _name == "mutate" else out[0] + [s for r in out[1].values() for s in r]
+            seen.extend(shapes(s) for s in states)
+            return out
+
+        setattr(gen, name, spy)
+    return seen

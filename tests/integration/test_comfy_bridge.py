@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import tiny_ltx
+from graphs import spy_on_states
 
 pytestmark = pytest.mark.integration
 
@@ -81,17 +82,7 @@ def test_evosearch_keeps_the_nested_latents_intact(av):
 
     gen = av.generator()
     want = shapes(av.reference(0))
-    seen = []
-    for name in ("mutate", "denoise"):
-        original = getattr(gen, name)
-
-        def spy(*args, _original=original, _name=name, **kwargs):
-            out = _original(*args, **kwargs)
-            states = [out] if _name == "mutate" else out[0] + [s for r in out[1].values() for s in r]
-            seen.extend(shapes(s) for s in states)
-            return out
-
-        setattr(gen, name, spy)
+    seen = spy_on_states(gen, shapes)
     config = EvoSearchConfig(evolution_steps=(0, 2), population_sizes=(3, 3, 3), elites=1)
     result = evosearch(gen, [Mean()], ARW(), config)
     assert len(result.candidates) == 3 + 2 + 2 and result.nfe == gen.nfe == 3 * 5 + 2 * 5 + 2 * 3

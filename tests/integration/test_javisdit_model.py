@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import tiny_javisdit
+from graphs import spy_on_states
 
 pytestmark = pytest.mark.integration
 
@@ -131,17 +132,7 @@ def test_evosearch_with_the_reference_config_spends_300_calls_and_keeps_the_shap
 
     gen = graph.generator(max_batch=5)
     want = shapes(graph.latent["samples"])
-    seen = []
-    for name in ("mutate", "denoise"):
-        original = getattr(gen, name)
-
-        def spy(*args, _original=original, _name=name, **kwargs):
-            out = _original(*args, **kwargs)
-            states = [out] if _name == "mutate" else out[0] + [s for r in out[1].values() for s in r]
-            seen.extend(shapes(s) for s in states)
-            return out
-
-        setattr(gen, name, spy)
+    seen = spy_on_states(gen, shapes)
     config = EvoSearchConfig(evolution_steps=(0, 10), population_sizes=(5, 5, 5), elites=2,
                              mutation_rate=0.2, tournament_ratio=0.5)
     result = evosearch(gen, [Mean()], ARW(), config)

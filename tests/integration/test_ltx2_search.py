@@ -11,7 +11,7 @@ import pytest
 import tiny_ltx
 import tiny_models
 from comfyctl import REPO, ExecutionFailed
-from graphs import LTX_FRAMES, ltx_search_graph, report_of, state_path
+from graphs import LTX_FRAMES, ltx_search_graph, report_of, run_interrupted, state_path
 
 pytestmark = pytest.mark.integration
 
@@ -43,18 +43,9 @@ def test_an_interrupt_stops_the_ltx_search_and_leaves_the_state(comfy, tiny):
     comfy.run(graph, timeout=300)
     before = state_path(comfy, state).read_bytes()
     big = ltx_search_graph(tiny, state=state, population_sizes="12, 12, 12", elites=2, seed=1)
-    seen, sent = [], []
-
-    def on_progress(data):
-        seen.append(data["value"])
-        if not sent and data["value"] >= 4:
-            sent.append(comfy.post("/interrupt", {}))
-
-    with pytest.raises(ExecutionFailed) as err:
-        comfy.run(big, timeout=300, on_progress=on_progress)
-    assert "execution_interrupted" in [m[0] for m in err.value.details["status"]["messages"]]
+    seen = run_interrupted(comfy, big, at=4, timeout=300)
     total = 12 * 4 + 10 * 4 + 10 * 2 + 2 * 32
-    assert sent and max(seen) < total / 2, "stopped long before the end"
+    assert max(seen) < total / 2, "stopped long before the end"
     assert state_path(comfy, state).read_bytes() == before
     report = report_of(comfy.run(ltx_search_graph(tiny, state=state, seed=2), timeout=300), "s")
     assert report["aggregator"]["history_size"] == 7 + 7  # built on the untouched state

@@ -9,8 +9,8 @@ import av
 import pytest
 
 import tiny_models
-from comfyctl import REPO, ExecutionFailed
-from graphs import report_of, state_path
+from comfyctl import REPO
+from graphs import report_of, run_interrupted, state_path
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +51,6 @@ def test_an_interrupt_stops_the_mmdisco_search_and_leaves_the_state(comfy, model
     before = state_path(comfy, state).read_bytes()
     big = shipped(state, steps=8, evolution_steps="0, 4", population_sizes="3, 3, 3")
     big["8"]["inputs"]["reset"] = False
-    seen, sent = [], []
-
-    def on_progress(data):
-        seen.append(data["value"])
-        if not sent and data["value"] >= 3:
-            sent.append(comfy.post("/interrupt", {}))
-
-    with pytest.raises(ExecutionFailed) as err:
-        comfy.run(big, timeout=900, on_progress=on_progress)
-    assert "execution_interrupted" in [m[0] for m in err.value.details["status"]["messages"]]
-    assert sent and max(seen) <= 3 + 3, "stopped within a step of the interrupt"
+    seen = run_interrupted(comfy, big, at=3)
+    assert max(seen) <= 3 + 3, "stopped within a step of the interrupt"
     assert state_path(comfy, state).read_bytes() == before

@@ -9,8 +9,8 @@ import json
 import pytest
 
 import tiny_models
-from comfyctl import REPO, ExecutionFailed
-from graphs import arw_file, load, ltx_search_graph, report_of, state_path
+from comfyctl import REPO
+from graphs import arw_file, load, ltx_search_graph, report_of, run_interrupted, state_path
 
 pytestmark = pytest.mark.integration
 
@@ -89,13 +89,5 @@ def test_an_interrupt_while_pruning_leaves_the_state(comfy, models):
     before = state_path(comfy, state).read_bytes()
     big = load("toyav_pruned_best_of_n", state)
     big["6"]["inputs"].update(n=400, seed=5, schedule="20:0.5")
-    sent = []
-
-    def on_progress(data):
-        if not sent and data["value"] >= 30:
-            sent.append(comfy.post("/interrupt", {}))
-
-    with pytest.raises(ExecutionFailed) as err:
-        comfy.run(big, timeout=300, on_progress=on_progress)
-    assert "execution_interrupted" in [m[0] for m in err.value.details["status"]["messages"]]
+    run_interrupted(comfy, big, at=30, timeout=300)
     assert state_path(comfy, state).read_bytes() == before
