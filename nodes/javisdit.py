@@ -25,7 +25,7 @@ from ..generators.javisdit import video_vae as video_vae_mod
 from ..verifiers.imagebind.package import tokenizer as imagebind_tokenizer
 from .imagebind import ImageBind
 from .javisdit_model import load_javisdit
-from .models import dtype_for, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
+from .models import device_for, device_input, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
 from .residency import place
 
 FOLDER = "javisdit"
@@ -116,9 +116,7 @@ class JavisDiTLoaderNode(io.ComfyNode):
                                tooltip=f"T5 v1.1 XXL in models/text_encoders/ (the fp16 file "
                                        f"Flux and SD3 use: {text_mod.FILE_URL})."),
                 dtype_input(),
-                io.Combo.Input("device", options=["default", "cpu"], default="default", advanced=True,
-                               tooltip="Where the DiT runs: default is ComfyUI's device (the GPU); "
-                                       "cpu runs it on the CPU (slow)."),
+                device_input("the DiT"),
             ],
             outputs=[io.Model.Output(display_name="model"),
                      io.Vae.Output(display_name="video_vae"),
@@ -135,10 +133,9 @@ class JavisDiTLoaderNode(io.ComfyNode):
 
     @classmethod
     def execute(cls, dit, prior, video_vae, audio_vae, t5, dtype, device="default") -> io.NodeOutput:
-        weights = torch.float32 if device == "cpu" else dtype_for(dtype)
+        run_on, weights = device_for(device, dtype)
         offload = comfy.model_management.unet_offload_device()
-        model = load_javisdit(_folder(dit, "JavisDiT DiT folder", dit_mod.PUBLISHED), weights,
-                              torch.device("cpu") if device == "cpu" else None)
+        model = load_javisdit(_folder(dit, "JavisDiT DiT folder", dit_mod.PUBLISHED), weights, run_on)
         # the SDXL-style image VAE can overflow in fp16: fp16 devices decode in fp32
         video = video_vae_mod.load_opensora_vae(
             _folder(video_vae, "OpenSora VAE folder", video_vae_mod.PUBLISHED),

@@ -16,7 +16,7 @@ from ..generators.mmdisco import discriminator as coupling_mod
 from ..generators.mmdisco import videocrafter as videocrafter_mod
 from ..generators.mmdisco.generator import MMDisCoGenerator
 from . import types
-from .models import dtype_for, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
+from .models import device_for, device_input, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
 
 FOLDER = "mmdisco"
 register_folder(FOLDER, folder_paths.supported_pt_extensions)
@@ -56,8 +56,7 @@ class MMDisCoLoaderNode(io.ComfyNode):
                                tooltip=f"The coupling discriminator in models/mmdisco/: "
                                        f"{coupling_mod.PUBLISHED}"),
                 dtype_input(),
-                io.Combo.Input("device", options=["default", "cpu"], default="default", advanced=True,
-                               tooltip="Where sampling runs: ComfyUI's device (the GPU) or the CPU."),
+                device_input("sampling"),
             ],
             outputs=[MMDisCo.Output(display_name="mmdisco")],
         )
@@ -69,10 +68,8 @@ class MMDisCoLoaderNode(io.ComfyNode):
 
     @classmethod
     def execute(cls, videocrafter2, auffusion, coupling, dtype, device="default") -> io.NodeOutput:
-        mm = comfy.model_management
-        run_on = torch.device("cpu") if device == "cpu" else mm.get_torch_device()
-        weights = torch.float32 if device == "cpu" else dtype_for(dtype)
-        offload = mm.unet_offload_device()
+        run_on, weights = device_for(device, dtype)
+        offload = comfy.model_management.unet_offload_device()
         video = videocrafter_mod.load_videocrafter2(
             find(FOLDER, videocrafter2, "VideoCrafter2 checkpoint", videocrafter_mod.PUBLISHED), weights, offload)
         audio = auffusion_mod.load_auffusion(

@@ -85,3 +85,17 @@ def dtype_input() -> io.Combo.Input:
     """The loaders' precision choice (resolved by ``dtype_for``)."""
     return io.Combo.Input("dtype", options=DTYPES, default="auto", advanced=True,
                           tooltip="auto: bf16 or fp16 where the GPU supports it, else fp32.")
+
+
+def device_input(what: str) -> io.Combo.Input:
+    """A generator loader's choice of where ``what`` runs (resolved by ``device_for``)."""
+    return io.Combo.Input("device", options=["default", "cpu"], default="default", advanced=True,
+                          tooltip=f"Where {what} runs: default is ComfyUI's device (the GPU); "
+                                  "cpu runs it on the CPU (slow, in fp32).")
+
+
+def device_for(choice: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    """(device, weight dtype) of a loader's device and dtype choices: the CPU runs in fp32."""
+    if choice == "cpu":
+        return torch.device("cpu"), torch.float32
+    return comfy.model_management.get_torch_device(), dtype_for(dtype)

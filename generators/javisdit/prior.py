@@ -45,7 +45,6 @@ LOGVAR_RANGE = (-30.0, 20.0)
 LN_EPS = 1e-5  # nn.Transformer's default, used by every norm of the reference's transformer
 
 
-
 @dataclass(frozen=True)
 class PriorConfig:
     """The architecture fields of the reference's ``STPriorExtractorConfig`` (its defaults)."""
