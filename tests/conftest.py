@@ -12,3 +12,13 @@ REPO = Path(__file__).resolve().parents[1]
 _link_dir = Path(tempfile.mkdtemp(prefix="avits-import-"))
 os.symlink(REPO, _link_dir / "comfyui_avits")
 sys.path.insert(0, str(_link_dir))
+
+
+def pytest_configure(config):
+    """One torch thread for the whole session, whatever the machine: numerics that depend on the
+    conv / matmul blocking (a batch of 4 against a batch of 1) then do not change with the core
+    count, and the many tiny ops of the twins run faster than with threads on a busy 2-core box.
+    The ComfyUI servers the integration tests start are separate processes and keep theirs."""
+    import torch
+
+    torch.set_num_threads(1)

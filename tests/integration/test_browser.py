@@ -20,7 +20,12 @@ MODEL_LOADERS = {"CheckpointLoaderSimple", "LTXVAudioVAELoader", "LTXAVTextEncod
 OPEN = """async (workflow) => {
   const registered = new Set(Object.keys(window.LiteGraph.registered_node_types));
   await window.app.loadGraphData(workflow);
-  await new Promise((done) => setTimeout(done, 800));
+  // wait for the graph to hold every node and for two frames to be drawn, not a fixed time
+  const deadline = Date.now() + 30000;
+  while (window.app.graph.nodes.length < workflow.nodes.length && Date.now() < deadline) {
+    await new Promise((done) => requestAnimationFrame(done));
+  }
+  for (let i = 0; i < 2; i++) await new Promise((done) => requestAnimationFrame(done));
   const nodes = window.app.graph.nodes;
   return {
     missing: workflow.nodes.map((n) => n.type).filter((t) => !registered.has(t)),

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from comfyui_avits.evaluation import config as config_mod
 from comfyui_avits.evaluation.prompts import load_prompts
 from comfyui_avits.evaluation.ray_backend import check_backend, run_on_ray
@@ -66,12 +65,7 @@ def sequential(tmp_path_factory):
     config = make_config(tmp, "seq")
     prompts = load_prompts(config.prompts)
     results = Results(config.output / "results.jsonl", "fp")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in a Ray worker; much faster on a busy machine
-    try:
-        run(config, prompts, results, InProcess(config))
-    finally:
-        torch.set_num_threads(threads)
+    run(config, prompts, results, InProcess(config))  # one thread (conftest), as in a Ray worker
     return config, prompts, results
 
 
