@@ -24,6 +24,11 @@ search uses it to advance its progress bar and to stop on an interrupt (it may r
 
 MUTATIONS = ("reference", "variance_preserving")
 
+LATER_MUTATION = "a mutation of a state after step 0"
+X0_PREDICTION = "a clean-sample prediction (x0) during sampling"
+"""Needs a search states before any work; a generator that cannot meet one for its model says
+why through an optional ``cannot(need) -> str | None`` (see ``unmet``)."""
+
 
 @runtime_checkable
 class Generator(Protocol):
@@ -97,6 +102,14 @@ class HasOracle(Protocol):
 
     def oracle(self, states: list[State], prompt: str) -> list[dict[str, float]]:
         ...
+
+
+def unmet(generator: Generator, need: str) -> str | None:
+    """Why ``generator`` cannot give ``need`` (LATER_MUTATION, X0_PREDICTION), or None."""
+    if need == X0_PREDICTION and not isinstance(generator, PredictsX0):
+        return f"{type(generator).__name__} gives no clean-sample prediction (x0)"
+    cannot = getattr(generator, "cannot", None)
+    return cannot(need) if callable(cannot) else None
 
 
 def mutate_flow_state(x: torch.Tensor, eps: torch.Tensor, step: int, sigma: float, beta: float,

@@ -27,8 +27,9 @@ from comfy_api.latest import io
 
 from ..core.batch import AVBatch
 from ..core.checks import finite
-from ..core.generator import StepCallback, mutate_flow_state
+from ..core.generator import LATER_MUTATION, X0_PREDICTION, StepCallback, mutate_flow_state
 from . import types
+from .streams import streams_of
 
 SILENT_RATE = 16000
 """Sample rate of the silent track given to video-only models (the verifiers need audio)."""
@@ -80,7 +81,7 @@ class ComfyAVGenerator:
     """Candidates sampled by ComfyUI's samplers from one LATENT of batch size 1."""
 
     def __init__(self, guider, sampler, sigmas: torch.Tensor, latent: dict, vae, audio_vae=None,
-                 prompt: str = "", fps: float = 24.0, max_batch: int = 4) -> None:
+                 prompt: str = "", fps: float = 24.0, max_batch: int = 1) -> None:
         samples = latent["samples"]
         if _parts(samples)[0].shape[0] != 1:
             raise ValueError(f"the latent has batch size {_parts(samples)[0].shape[0]}; give one "
@@ -96,7 +97,11 @@ class ComfyAVGenerator:
         self._mask = latent.get("noise_mask")
         self.prompt = prompt
         self.fps = finite("fps", fps, 0, 240, lo_open=True)
-        self.max_batch = int(finite("max_batch", max_batch, 1, 4096, integer=True))
+        options = getattr(guider, "model_options", guider.model_patcher.model_options)
+        self.streams = streams_of(guider.model_patcher, options, len(_parts(samples)))
+        asked = int(finite("max_batch", max_batch, 1, 4096, integer=True))
+        # a model that takes one sample per call (MiniMax H3) runs them one at a time
+        self.max_batch = min(asked, self.streams.max_batch or asked)
         self.steps = len(self.schedule) - 1
         self.deterministic = not _stochastic(sampler)
         self.nfe = 0
@@ -104,6 +109,10 @@ class ComfyAVGenerator:
     # --- the schedule and the noise ------------------------------------------------------------
     def sigmas(self) -> list[float]:
         return self.schedule.tolist()
+
+    def cannot(self, need: str) -> str | None:
+        """Later mutations and x0 reads need each stream's noise level (nodes/streams.py)."""
+        return self.streams.unknown or None if need in (LATER_MUTATION, X0_PREDICTION) else None
 
     def initial_noise(self, seeds: Sequence[int]) -> list:
         """The noise RandomNoise(seed) gives for the latent (one generator, stream by stream)."""
@@ -113,8 +122,9 @@ class ComfyAVGenerator:
         """Step 0: sqrt(1 - beta^2) noise + beta eps. Later: eps added to the noisy latent the
         model sees (model_sampling.noise_scaling), only where the noise mask lets the sampler
         denoise (guide frames stay as they are); scaled as the reference scales it, by the raw
-        timestep 1 - step / steps before any schedule shift (0.667 at step 10 of 30), or for
-        'variance_preserving' by the step's sigma."""
+        timestep 1 - step / steps before any schedule shift (0.667 at step 10 of 30: the base
+        grid every stream's schedule is shifted from), or for 'variance_preserving' by each
+        stream's own sigma at the step (H3's audio runs on its own shifted schedule)."""
         if isinstance(state, Guided):
             return Guided(self.mutate(state.latent, step, beta, seed, mode), state.noise)
         eps = comfy.sample.prepare_noise(state, int(seed))
@@ -122,14 +132,16 @@ class ComfyAVGenerator:
         if step == 0:
             return _like(state, [mutate_flow_state(x, e, 0, sigma, beta, mode)
                                  for x, e in zip(_parts(state), _parts(eps))])
+        levels = self.streams.levels(sigma)
         model = self.guider.model_patcher.model
         sampling = self.guider.model_patcher.get_model_object("model_sampling")
         flat, shapes = comfy.utils.pack_latents(_parts(state))
-        noise, _ = comfy.utils.pack_latents(_parts(eps))
         s = torch.tensor(sigma)
         x = sampling.noise_scaling(s, torch.zeros_like(flat), model.process_latent_in(flat))
-        std = 1 - step / self.steps if mode == "reference" else sigma
-        moved = mutate_flow_state(x, noise, step, std, beta, mode)
+        stds = [1 - step / self.steps if mode == "reference" else own for own, _ in levels]
+        moved, _ = comfy.utils.pack_latents(
+            [mutate_flow_state(p, e, step, std, beta, mode) for p, e, std in
+             zip(comfy.utils.unpack_latents(x, shapes), _parts(eps), stds)])
         mask = self._flat_mask(shapes, flat.device)
         if mask is not None:
             moved = x + mask * (moved - x)
@@ -188,6 +200,8 @@ class ComfyAVGenerator:
         no extra model call), in latent space."""
         if not 0 <= start < end <= self.steps:
             raise ValueError(f"need 0 <= start < end <= {self.steps}, got {start}, {end}")
+        if self.streams.unknown:
+            raise ValueError(self.streams.unknown)
         x0: list = []
         finals = self._run(list(states), list(seeds) or list(range(len(states))), start, end,
                            on_step, x0)
@@ -203,9 +217,9 @@ class ComfyAVGenerator:
             seed = seeds[i] if self.deterministic else seeds[i] + 1_000_003 * start
             initial = _cat([s.noise if isinstance(s, Guided) else s for s in part])
             noise, latent = self._inputs(part, initial, start)
-            last: list = []
+            last: list | None = [] if x0 is not None else None
             done = _split(self._sample(noise, latent, len(part), start, end, seed, on_step, last))
-            if x0 is not None:
+            if x0 is not None and last:
                 x0 += _split(self._latent_out(last[-1]))
             out += (done if self._mask is None else
                     [Guided(d, n) for d, n in zip(done, _split(initial))])
@@ -227,6 +241,17 @@ class ComfyAVGenerator:
         latent = [o * (1 - m) + x * m for o, x, m in zip(_parts(original), _parts(state), masks)]
         return _like(state, noise), _like(state, latent)
 
+    def _own_x0(self, denoised, x, sigma: float):
+        """Each stream's own clean estimate from the sampler's ``denoised`` = x - sigma slope v:
+        x0_s = x - sigma_s v = x + sigma_s / (sigma slope) (denoised - x); the sampler's own
+        where a stream runs on the sampler's sigma."""
+        out = []
+        for d, xp, (own, slope) in zip(_parts(denoised), _parts(x), self.streams.levels(sigma)):
+            d = d.detach()
+            out.append(d.clone() if (own, slope) == (sigma, 1.0) else
+                       xp + (own / (sigma * slope)) * (d - xp))
+        return _like(denoised, out)
+
     def _latent_out(self, denoised):
         """A callback's ``denoised`` (the model's processed latent) as the latent it stands for."""
         parts = _parts(denoised)
@@ -247,7 +272,7 @@ class ComfyAVGenerator:
 
         def callback(step, x0, xs, total):
             if denoised is not None and step == total - 1:
-                denoised.append(_like(x0, [p.detach().clone() for p in _parts(x0)]))
+                denoised.append(self._own_x0(x0, xs, float(self.schedule[start + step])))
             if on_step is not None:
                 on_step(n)
 

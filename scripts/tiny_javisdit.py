@@ -123,11 +123,11 @@ class StandardGraph:
         return _out(self._cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
                                                            self.sigmas, self.latent))[0]["samples"]
 
-    def generator(self, max_batch: int = 4):
-        """AVITS_ComfyAVGenerator over this graph."""
+    def generator(self, **kwargs):
+        """AVITS_ComfyAVGenerator over this graph, with the node's defaults unless given."""
         from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
         return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
-                                self.audio_vae, self.prompt, 24.0, max_batch)
+                                self.audio_vae, self.prompt, 24.0, **kwargs)
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ class StandardGraph:
     SamplerCustomAdvanced takes; ``reference(seed)`` is what SamplerCustomAdvanced gives."""
 
     def __init__(self, files: dict[str, Path], audio: bool = True, sampler: str = "euler",
-                 frames: int = 9, side: int = 64) -> None:
+                 frames: int = 9, side: int = 64, cfg: float = 3.0) -> None:
         import node_helpers
         import nodes as comfy_nodes
         from comfy_extras import nodes_custom_sampler as cs
@@ -177,7 +177,7 @@ class StandardGraph:
                 positive, {"attention_mask": torch.ones(positive[0][0].shape[:2], dtype=torch.long)})
         negative = comfy_nodes.ConditioningZeroOut().zero_out(positive)[0]
         positive, negative = _out(nodes_lt.LTXVConditioning.execute(positive, negative, 25.0))[:2]
-        self.guider = _out(cs.CFGGuider.execute(self.model, positive, negative, 3.0))[0]
+        self.guider = _out(cs.CFGGuider.execute(self.model, positive, negative, cfg))[0]
         self.sampler = _out(cs.KSamplerSelect.execute(sampler))[0]
         self.sigmas = torch.tensor([1.0, 0.975, 0.909375, 0.725, 0.421875, 0.0])
         video = _out(nodes_lt.EmptyLTXVLatentVideo.execute(side, side, frames, 1))[0]
@@ -193,8 +193,8 @@ class StandardGraph:
         return _out(self._cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
                                                            self.sigmas, self.latent))[0]["samples"]
 
-    def generator(self, max_batch: int = 4):
-        """AVITS_ComfyAVGenerator over this graph."""
+    def generator(self, **kwargs):
+        """AVITS_ComfyAVGenerator over this graph, with the node's defaults unless given."""
         from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
         return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
-                                self.audio_vae, "a dog barking", 25.0, max_batch)
+                                self.audio_vae, "a dog barking", 25.0, **kwargs)

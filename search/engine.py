@@ -15,7 +15,7 @@ import torch
 from ..core import verifier as verifier_api
 from ..core.batch import AVBatch
 from ..core.checks import finite
-from ..core.generator import Generator, HasOracle, PredictsX0, State
+from ..core.generator import X0_PREDICTION, Generator, HasOracle, State, unmet
 from ..core.verifier import Verifier, VerifierError
 from .aggregation import Aggregator, Rank, RewardError, check_rewards
 from .result import Candidate, SearchResult
@@ -88,9 +88,15 @@ class SearchRun:
                  planned_nfe: int, planned_candidates: int, prompt: str | None = None,
                  limits: SearchLimits = SearchLimits(), on_progress: ProgressCallback | None = None,
                  after_observe: Callable[[], None] | None = None,
-                 bind: BindCallback | None = None, place: Placer | None = None) -> None:
-        """Checks everything that can be checked before any work: the verifier set, its reward
-        names against the aggregator's history and weights, and the plan against ``limits``."""
+                 bind: BindCallback | None = None, place: Placer | None = None,
+                 needs: Sequence[str] = ()) -> None:
+        """Checks everything that can be checked before any work: what the search needs of the
+        generator (``needs``: core.generator's LATER_MUTATION, X0_PREDICTION), the verifier set,
+        its reward names against the aggregator's history and weights, and the plan against
+        ``limits``."""
+        self.generator = generator
+        for need in needs:
+            self.require(need)
         try:
             identities = verifier_api.check_set(verifiers)
         except VerifierError as e:
@@ -116,6 +122,11 @@ class SearchRun:
         self.pruned: list[Candidate] = []  # stopped on intermediate rewards: reported, never scored
         self._nfe0 = generator.nfe
         self._t0 = time.perf_counter()
+
+    def require(self, need: str) -> None:
+        why = unmet(self.generator, need)
+        if why:
+            raise SearchError(f"this search needs {need}: {why}")
 
     @contextmanager
     def timed(self, phase: str):
@@ -153,9 +164,7 @@ class SearchRun:
     def denoise_predicting(self, states: list[State], seeds: Sequence[int], start: int,
                            end: int) -> tuple[list[State], list[State]]:
         """Denoise in chunks, also giving each state's x0 prediction made on the last step."""
-        if not isinstance(self.generator, PredictsX0):
-            raise SearchError(f"{type(self.generator).__name__} gives no clean-sample prediction "
-                              f"(x0), which a search on intermediate rewards needs")
+        self.require(X0_PREDICTION)
         finals: list[State] = []
         x0: list[State] = []
         self._place("generate", [self.generator])

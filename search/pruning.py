@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from ..core.checks import finite
-from ..core.generator import Generator
+from ..core.generator import LATER_MUTATION, X0_PREDICTION, Generator
 from ..core.verifier import Verifier
 from .aggregation import Aggregator
 from .engine import SearchError, SearchRun
@@ -106,7 +106,8 @@ def pruned_best_of_n(generator: Generator, verifiers: Sequence[Verifier], aggreg
     steps = generator.steps
     config.validate(steps)
     finished = config.survivors()[-1] if config.schedule else config.n
-    run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps), finished, **options)
+    run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps), finished, **options,
+                    needs=[X0_PREDICTION] if config.schedule else [])
     seeds = [config.seed + i for i in range(config.n)]
     with run.timed("generate"):
         alive = [_Alive(s, k, Candidate(-1, 0, None, k, None, intermediate={}))
@@ -143,7 +144,8 @@ def particle_search(generator: Generator, verifiers: Sequence[Verifier], aggrega
     Best-of-N. A particle's line: its seed, then the seed of each copy made of it."""
     steps = generator.steps
     config.validate(steps)
-    run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps), config.n, **options)
+    run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps), config.n, **options,
+                    needs=[X0_PREDICTION, LATER_MUTATION] if config.resample_steps else [])
     rng = random.Random(config.seed)
     next_seed = iter(range(config.seed + config.n, config.seed + 10 ** 9))
     seeds = [config.seed + i for i in range(config.n)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..core.checks import finite
-from ..core.generator import MUTATIONS, Generator
+from ..core.generator import LATER_MUTATION, MUTATIONS, Generator
 from ..core.verifier import Verifier
 from .aggregation import Aggregator
 from .engine import SearchError, SearchRun
@@ -125,7 +125,8 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
     config.validate(steps)
     reuse = generator.deterministic
     run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps, reuse),
-                    config.planned_candidates(reuse), **options)
+                    config.planned_candidates(reuse), **options,
+                    needs=[LATER_MUTATION] if any(config.evolution_steps) else [])
     rng = random.Random(config.seed)
     next_seed = iter(range(config.seed, config.seed + 10**9))
     seeds = [next(next_seed) for _ in range(sizes[0])]
