@@ -2,7 +2,9 @@
 the tiny twins (CPU) of LTX-AV and of JavisDiT: seconds per candidate of Best-of-4 through
 AVITS_ComfyAVGenerator (one candidate per model call, and four at once) against one plain
 SamplerCustomAdvanced run per seed, generation only (decoding and verifiers are the search's
-other costs). On a GPU with the real model, the same script shows the same ratio at scale.
+other costs); then decoding per candidate with the full VAE against the scoring decoder
+(taeltx_2's TAEHV). On the tiny twins the TAE, whose widths are fixed, is the bigger network;
+at real size the ratio is the other way round (scripts/bench gpu measures it there).
 """
 
 from __future__ import annotations
@@ -58,7 +60,27 @@ def main(repeats: int = 5) -> dict:
         for k, v in med.items():
             print(f"  {k:28s} {v * 1e3:8.1f} ms   ratio {v / base:5.2f}")
         out[name] = {k: v * 1e3 for k, v in med.items()}
+    print(decode_line(built[next(iter(built))], repeats))
     return out
+
+
+def decode_line(graph, repeats: int) -> str:
+    """Decode time per candidate of the tiny LTX-AV: full VAE vs the scoring decoder."""
+    import nodes as comfy_nodes
+    import torch
+    tae = comfy_nodes.VAELoader().load_vae(tiny_ltx.FILES["tae"].split("/")[-1])[0]
+    gen = graph.generator()
+    state = gen.denoise(gen.initial_noise([0]), 0, gen.steps, [0])[0]
+    times: dict[str, list[float]] = {"vae": [], "scoring_vae (TAEHV)": []}
+    with torch.no_grad():
+        for _ in range(repeats):
+            for name, g in (("vae", gen), ("scoring_vae (TAEHV)", graph.generator(scoring_vae=tae))):
+                t = time.perf_counter()
+                g.decode(state)
+                times[name].append(time.perf_counter() - t)
+    full, cheap = (statistics.median(v) for v in times.values())
+    return (f"Decode per candidate, tiny LTX-AV, CPU, median of {repeats}: vae {full * 1e3:.1f} ms, "
+            f"scoring_vae (TAEHV) {cheap * 1e3:.1f} ms, ratio {cheap / full:.2f}")
 
 
 if __name__ == "__main__":

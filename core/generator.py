@@ -96,6 +96,18 @@ class PredictsX0(Protocol):
 
 
 @runtime_checkable
+class DecodesWinnerApart(Protocol):
+    """A generator that scores candidates through a cheaper decoder than the one its winner is
+    shown with (a TAE against the full VAE)."""
+
+    decoders: dict[str, str]
+    """{"score": the decoder every score came from, "winner": the one ``decode_winner`` uses}."""
+
+    def decode_winner(self, states: list[State]) -> AVBatch:
+        ...
+
+
+@runtime_checkable
 class HasOracle(Protocol):
     """A generator that knows the ground truth of what it made (ToyAV); used for evaluation
     only, never for selection."""

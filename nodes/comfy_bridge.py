@@ -77,18 +77,34 @@ def _stochastic(sampler) -> bool:
         return True
 
 
+WINNER_DECODERS = ("vae", "scoring_vae")
+"""Which decoder gives the search node's frames of the winner: the full VAE, decoded once, or
+the scoring decoder's clip (when the winner's LATENT goes on to a second stage anyway)."""
+
+
+def _vae_name(vae) -> str:
+    return type(getattr(vae, "first_stage_model", vae)).__name__
+
+
 class ComfyAVGenerator:
     """Candidates sampled by ComfyUI's samplers from one LATENT of batch size 1."""
 
     def __init__(self, guider, sampler, sigmas: torch.Tensor, latent: dict, vae, audio_vae=None,
-                 prompt: str = "", fps: float = 24.0, max_batch: int = 1) -> None:
+                 prompt: str = "", fps: float = 24.0, max_batch: int = 1, scoring_vae=None,
+                 winner_decoder: str = "vae") -> None:
         samples = latent["samples"]
         if _parts(samples)[0].shape[0] != 1:
             raise ValueError(f"the latent has batch size {_parts(samples)[0].shape[0]}; give one "
                              "of batch size 1: the search makes the batch of candidates itself")
         if sigmas.ndim != 1 or len(sigmas) < 2:
             raise ValueError(f"need a schedule of at least 2 sigmas, got {tuple(sigmas.shape)}")
+        if winner_decoder not in WINNER_DECODERS:
+            raise ValueError(f"winner_decoder must be one of {WINNER_DECODERS}, got '{winner_decoder}'")
         self.guider, self.sampler, self.vae, self.audio_vae = guider, sampler, vae, audio_vae
+        self.scoring_vae = scoring_vae
+        score = f"scoring_vae ({_vae_name(scoring_vae)})" if scoring_vae is not None else f"vae ({_vae_name(vae)})"
+        self.decoders = {"score": score, "winner": f"vae ({_vae_name(vae)})"
+                         if winner_decoder == "vae" else score}
         self.schedule = sigmas.detach().float().cpu()
         self.latent = latent
         self._samples = comfy.sample.fix_empty_latent_channels(
@@ -291,8 +307,17 @@ class ComfyAVGenerator:
 
     # --- finished samples ----------------------------------------------------------------------
     def decode(self, states: list) -> AVBatch:
+        """The clips the verifiers score: through the scoring VAE where one is given."""
+        return self._decode(states, self.scoring_vae or self.vae)
+
+    def decode_winner(self, states: list) -> AVBatch:
+        """The winner's clip as the node outputs it (``decoders["winner"]``)."""
+        return self._decode(states, self.vae if self.decoders["winner"].startswith("vae") else
+                            self.scoring_vae)
+
+    def _decode(self, states: list, vae) -> AVBatch:
         parts = _parts(_cat([_latent(s) for s in states]))
-        video = self.vae.decode(parts[0]).float().cpu()
+        video = vae.decode(parts[0]).float().cpu()
         if video.ndim == 4:  # an image model: each candidate is one frame
             video = video[:, None]
         if self.audio_vae is not None and len(parts) > 1:
@@ -344,18 +369,32 @@ class ComfyAVGeneratorNode(io.ComfyNode):
                                         "none); the search node's prompt overrides it."),
                 io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=1.0, optional=True,
                                tooltip="Frame rate of the decoded video (LTXVConditioning's)."),
-                io.Int.Input("max_batch", default=4, min=1, max=256, optional=True, advanced=True,
-                             tooltip="Candidates sampled through the model at once; 1 runs them "
-                                     "one after the other (least memory)."),
+                io.Int.Input("max_batch", default=1, min=1, max=256, optional=True, advanced=True,
+                             tooltip="Candidates sampled through the model at once. 1 (default): a "
+                                     "candidate is exactly what SamplerCustomAdvanced gives for its "
+                                     "seed, bit for bit. More is faster on a big GPU, but the "
+                                     "batched matmuls differ at float rounding (~5e-7). Models "
+                                     "that take one sample per call (MiniMax H3) run one at a time."),
+                io.Vae.Input("scoring_vae", optional=True,
+                             tooltip="A cheaper decoder the verifiers score candidates through "
+                                     "(a TAE such as taeltx_2 from VAELoader); the report names "
+                                     "it. Check how well it ranks on your model with the "
+                                     "evaluation's compare_decoders."),
+                io.Combo.Input("winner_decoder", options=list(WINNER_DECODERS), default="vae",
+                               optional=True, advanced=True,
+                               tooltip="With a scoring VAE: decode the winner's frames once with "
+                                       "the full VAE (vae), or output the scoring decoder's clip "
+                                       "(scoring_vae) when the LATENT goes on to a second stage."),
             ],
             outputs=[types.Generator.Output(display_name="generator")],
         )
 
     @classmethod
     def execute(cls, guider, sampler, sigmas, latent, vae, audio_vae=None, prompt="", fps=25.0,
-                max_batch=4) -> io.NodeOutput:
+                max_batch=1, scoring_vae=None, winner_decoder="vae") -> io.NodeOutput:
         return io.NodeOutput(ComfyAVGenerator(guider, sampler, sigmas, latent, vae, audio_vae,
-                                              prompt.strip(), fps, max_batch))
+                                              prompt.strip(), fps, max_batch, scoring_vae,
+                                              winner_decoder))
 
 
 NODES = [ComfyAVGeneratorNode]

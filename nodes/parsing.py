@@ -58,17 +58,33 @@ def parse_ints(text: str, what: str) -> tuple[int, ...]:
         raise ValueError(f"{what} must be whole numbers separated by commas, got '{text}'") from None
 
 
-def parse_schedule(text: str) -> tuple[tuple[int, float], ...]:
+def _step(text: str, what: str) -> int | float:
+    """'6' -> 6 (a step); '0.2' -> 0.2 (a fraction of the schedule, resolved by the search)."""
+    text = text.strip()
+    return _number(text, what) if any(c in text for c in ".eE") else int(text)
+
+
+def parse_steps(text: str, what: str) -> tuple[int | float, ...]:
+    """'0, 10' -> (0, 10); '0, 0.33' -> (0, 0.33): steps, or fractions of the schedule."""
+    try:
+        return tuple(_step(p, what) for p in text.replace(";", ",").split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"{what} must be steps (whole numbers) or fractions of the schedule "
+                         f"(between 0 and 1) separated by commas, got '{text}'") from None
+
+
+def parse_schedule(text: str) -> tuple[tuple[int | float, float], ...]:
     """'6:0.5, 12:0.5' -> ((6, 0.5), (12, 0.5)): at step 6 keep half, at step 12 half again;
-    '' -> () (no pruning)."""
+    '0.2:0.5' prunes at a fifth of the schedule; '' -> () (no pruning)."""
     out = []
     for p in (p.strip() for p in text.replace(";", ",").split(",")):
         if not p:
             continue
         try:
             step, keep = p.split(":", 1)
-            out.append((int(step), _number(keep, "a kept fraction")))
+            out.append((_step(step, "a pruning step"), _number(keep, "a kept fraction")))
         except ValueError as e:
             raise ValueError(f"cannot read the pruning schedule entry '{p}' ({e}): write "
-                             "'step:fraction kept', e.g. '6:0.5, 12:0.5'") from None
+                             "'step:fraction kept' with the step a whole step or a fraction of "
+                             "the schedule, e.g. '0.2:0.5, 0.33:0.4' or '6:0.5, 12:0.5'") from None
     return tuple(out)

@@ -19,12 +19,12 @@ from ..search.pruning import ParticleConfig, PrunedBestOfNConfig, particle_searc
 from ..search.strategies import BestOfNConfig, EvoSearchConfig, best_of_n, evosearch, naive
 from . import types
 from .aggregation import AggregatorChoice
-from .parsing import parse_ints, parse_schedule
+from .parsing import parse_ints, parse_schedule, parse_steps
 from .report import save_result
 from .residency import place
 
 PREVIEW_FRAMES = 6
-PRUNING_DEFAULT = "6:0.5, 10:0.4"
+PRUNING_DEFAULT = "0.2:0.5, 0.33:0.4"
 PRUNING_NOTE = "Measured on the continuous ToyAV: see docs/claims.md."
 
 
@@ -145,9 +145,11 @@ class EvoSearchNode(io.ComfyNode):
                         "step it keeps the elites of everything seen there and mutates "
                         "tournament winners. Unmutated elites are never denoised again.",
             inputs=[*COMMON_INPUTS,
-                    io.String.Input("evolution_steps", default="0, 10",
+                    io.String.Input("evolution_steps", default="0, 0.33",
                                     tooltip="Sampling steps at which the population evolves "
-                                            "(0 = the initial noise)."),
+                                            "(0 = the initial noise); a number between 0 and 1 "
+                                            "is that fraction of the schedule (0.33 of 30 "
+                                            "steps = step 10; of 8 = step 3)."),
                     io.String.Input("population_sizes", default="5, 5, 5",
                                     tooltip="First generation, then one size per evolution "
                                             "step; the new candidates of all of them together "
@@ -173,7 +175,7 @@ class EvoSearchNode(io.ComfyNode):
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, evolution_steps,
                 population_sizes, elites, mutation_rate, tournament_ratio, mutation,
                 filename_prefix, prompt="", chunk_size=8, max_candidates=1024) -> io.NodeOutput:
-        config = EvoSearchConfig(parse_ints(evolution_steps, "evolution steps"),
+        config = EvoSearchConfig(parse_steps(evolution_steps, "evolution steps"),
                                  parse_ints(population_sizes, "population sizes"), elites,
                                  mutation_rate, tournament_ratio, mutation, seed)
         result = evosearch(generator, verifiers, aggregator.aggregator(), config,
@@ -201,9 +203,12 @@ class PrunedBestOfNNode(io.ComfyNode):
             inputs=[*COMMON_INPUTS,
                     io.Int.Input("n", default=10, min=1, max=1024, tooltip="Candidates started."),
                     io.String.Input("schedule", default=PRUNING_DEFAULT,
-                                    tooltip="step:fraction kept, e.g. '6:0.5, 12:0.5' (of 30 "
-                                            "steps: at step 6 keep half, at step 12 half of "
-                                            "those). " + PRUNING_NOTE + " Empty: Best-of-N."),
+                                    tooltip="step:fraction kept, e.g. '6:0.5, 12:0.5' (at step "
+                                            "6 keep half, at step 12 half of those); a step "
+                                            "between 0 and 1 is that fraction of the schedule, "
+                                            "so the default (steps 6 and 10 of 30, 2 and 3 of "
+                                            "8) fits any step count. " + PRUNING_NOTE +
+                                            " Empty: Best-of-N."),
                     PROXY_INPUT, *TAIL_INPUTS],
             outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
 
@@ -229,9 +234,10 @@ class ParticleSearchNode(io.ComfyNode):
                         "copies diverging by fresh noise; the best finished particle wins.",
             inputs=[*COMMON_INPUTS,
                     io.Int.Input("n", default=10, min=1, max=1024, tooltip="Particles."),
-                    io.String.Input("resample_steps", default="10, 20",
-                                    tooltip="Steps at which the particles are resampled (of 30 "
-                                            "steps here); empty: Best-of-N."),
+                    io.String.Input("resample_steps", default="0.33, 0.67",
+                                    tooltip="Steps at which the particles are resampled, or "
+                                            "fractions of the schedule (0.33, 0.67: steps 10 "
+                                            "and 20 of 30); empty: Best-of-N."),
                     io.Float.Input("temperature", default=0.1, min=0.0001, max=1000.0, step=0.01,
                                    tooltip="Softmax temperature of the scores: low keeps only "
                                            "the best, high resamples almost uniformly."),
@@ -245,7 +251,7 @@ class ParticleSearchNode(io.ComfyNode):
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, n, resample_steps,
                 temperature, jitter, filename_prefix, proxy_verifiers=None, prompt="",
                 chunk_size=8, max_candidates=1024) -> io.NodeOutput:
-        config = ParticleConfig(n, parse_ints(resample_steps, "resampling steps"), temperature,
+        config = ParticleConfig(n, parse_steps(resample_steps, "resampling steps"), temperature,
                                 jitter, seed)
         result = particle_search(generator, verifiers, aggregator.aggregator(), config,
                                  proxy=proxy_verifiers,

@@ -7,6 +7,8 @@ through ComfyUI's real loaders and sample them on the CPU in well under a second
 - ``diffusion_models/ltxv_tiny.safetensors``: LTX-Video (video only), for UNETLoader
 - ``vae/ltxv_vae_tiny.safetensors``: the video VAE, for VAELoader
 - ``checkpoints/ltxav_audio_vae_tiny.safetensors``: audio VAE + vocoder, for LTXVAudioVAELoader
+- ``vae_approx/taeltx_2.safetensors``: the TAE decoder of LTX-2.x latents (core's TAEHV at 128
+  channels; its widths are fixed, 45 MB), for VAELoader, as the bridge's scoring decoder
 
 The modules are ComfyUI's own classes; the architecture travels in the safetensors metadata
 ``config`` (ComfyUI reads only a few sizes off the shapes and takes the rest from there). There
@@ -66,7 +68,8 @@ VOCODER = {"resblock": "1", "resblock_kernel_sizes": [3], "resblock_dilation_siz
 FILES = {"ltxav": "diffusion_models/ltxav_tiny.safetensors",
          "ltxv": "diffusion_models/ltxv_tiny.safetensors",
          "vae": "vae/ltxv_vae_tiny.safetensors",
-         "audio_vae": "checkpoints/ltxav_audio_vae_tiny.safetensors"}
+         "audio_vae": "checkpoints/ltxav_audio_vae_tiny.safetensors",
+         "tae": "vae_approx/taeltx_2.safetensors"}
 
 
 def import_comfy() -> None:
@@ -110,6 +113,7 @@ def state_dicts(seed: int = SEED) -> dict[str, tuple[dict[str, torch.Tensor], di
     from comfy.ldm.lightricks.model import LTXVModel
     from comfy.ldm.lightricks.vae.audio_vae import AudioVAE
     from comfy.ldm.lightricks.vae.causal_video_autoencoder import VideoVAE
+    from comfy.taesd.taehv import TAEHV
 
     ops = comfy.ops.disable_weight_init
     audio_config = {"audio_vae": AUDIO_VAE, "vocoder": VOCODER}
@@ -121,12 +125,13 @@ def state_dicts(seed: int = SEED) -> dict[str, tuple[dict[str, torch.Tensor], di
         "ltxv": (_random(LTXVModel(**LTXV, operations=ops), seed + 1), {"transformer": LTXV}),
         "vae": (_random(VideoVAE(config=VIDEO_VAE), seed + 2), {"vae": VIDEO_VAE}),
         "audio_vae": (audio, audio_config),
+        "tae": (_random(TAEHV(latent_channels=128), seed + 4), {}),
     }
 
 
 def write(models_dir: Path) -> dict[str, Path]:
-    """Writes the four files under ``models_dir`` (ComfyUI's models folder); returns their paths
-    by name (ltxav, ltxv, vae, audio_vae)."""
+    """Writes the files under ``models_dir`` (ComfyUI's models folder); returns their paths
+    by name (ltxav, ltxv, vae, audio_vae, tae)."""
     from safetensors.torch import save_file
 
     paths = {}
@@ -144,7 +149,7 @@ def in_process(models_dir: Path) -> dict[str, Path]:
     drives ComfyUI's nodes directly: tests and benchmarks)."""
     files = write(models_dir)
     import folder_paths
-    for kind in ("diffusion_models", "vae", "checkpoints"):
+    for kind in ("diffusion_models", "vae", "checkpoints", "vae_approx"):
         folder_paths.add_model_folder_path(kind, str(Path(models_dir) / kind), is_default=True)
     return files
 

@@ -15,7 +15,8 @@ import torch
 from ..core import verifier as verifier_api
 from ..core.batch import AVBatch
 from ..core.checks import finite
-from ..core.generator import X0_PREDICTION, Generator, HasOracle, State, unmet
+from ..core.generator import (X0_PREDICTION, DecodesWinnerApart, Generator, HasOracle, State,
+                              unmet)
 from ..core.verifier import Verifier, VerifierError
 from .aggregation import Aggregator, Rank, RewardError, check_rewards
 from .result import Candidate, SearchResult
@@ -271,7 +272,12 @@ class SearchRun:
     def finish(self, method: str, config: dict) -> SearchResult:
         best = self.candidates[self.best]
         clip = self._clips.get(best.id)
-        if clip is None:  # a tie went to a candidate whose clip was dropped: decode it again
+        apart = isinstance(self.generator, DecodesWinnerApart)
+        if apart and self.generator.decoders["winner"] != self.generator.decoders["score"]:
+            self._place("decode", [self.generator])
+            with self.timed("decode"):  # scored through a cheap decoder: the winner once in full
+                clip = self.generator.decode_winner([best.state])
+        elif clip is None:  # a tie went to a candidate whose clip was dropped: decode it again
             with self.timed("decode"):
                 clip = self.generator.decode([best.state])
         total = time.perf_counter() - self._t0
@@ -281,6 +287,8 @@ class SearchRun:
                "history_size": self.aggregator.history_size, "scales_over_time": self.scales}
         if hasattr(self.generator, "sigmas"):
             config = {**config, "sigmas": list(self.generator.sigmas())}
+        if apart:
+            config = {**config, "decoders": dict(self.generator.decoders)}
         for j, c in enumerate(self.pruned):  # ids after the finished candidates
             c.id = len(self.candidates) + j
         return SearchResult(method, self.prompt, self.candidates + self.pruned, best, clip,

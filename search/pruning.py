@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import torch
@@ -25,30 +25,28 @@ from ..core.verifier import Verifier
 from .aggregation import Aggregator
 from .engine import SearchError, SearchRun
 from .result import Candidate, SearchResult
-
-
-def _check_steps(what: str, steps_: Sequence[int], steps: int) -> list[int]:
-    out = list(steps_)
-    for k in out:
-        finite(what, k, 1, steps - 1, integer=True, error=SearchError)
-    if sorted(set(out)) != out:
-        raise SearchError(f"{what}s must be strictly increasing, got {out}")
-    return out
+from .schedule import Step, resolve_steps
 
 
 @dataclass(frozen=True)
 class PrunedBestOfNConfig:
     """N candidates; at each (step, keep) of ``schedule`` the survivors' x0 predictions are
-    scored and the best ``keep`` fraction (at least one) goes on."""
+    scored and the best ``keep`` fraction (at least one) goes on. A step may be a fraction of
+    the schedule (search.schedule)."""
 
     n: int = 10
-    schedule: tuple[tuple[int, float], ...] = ((6, 0.5), (10, 0.4))
+    schedule: tuple[tuple[Step, float], ...] = ((0.2, 0.5), (0.33, 0.4))
     seed: int = 0
+
+    def at(self, steps: int) -> "PrunedBestOfNConfig":
+        """This config on a ``steps``-step schedule: every step a whole step."""
+        marks = resolve_steps("pruning step", [k for k, _ in self.schedule], steps)
+        return replace(self, schedule=tuple(zip(marks, (f for _, f in self.schedule))))
 
     def validate(self, steps: int) -> None:
         finite("pruned Best-of-N's n", self.n, 1, integer=True, error=SearchError)
         finite("seed", self.seed, 0, integer=True, error=SearchError)
-        _check_steps("pruning step", [k for k, _ in self.schedule], steps)
+        self.at(steps)
         for _, keep in self.schedule:
             finite("kept fraction", keep, 0, 1, lo_open=True, error=SearchError)
 
@@ -62,7 +60,7 @@ class PrunedBestOfNConfig:
 
     def planned_nfe(self, steps: int) -> int:
         """n x the first pruning step, then each survivor count x its stretch to the end."""
-        marks = [0] + [k for k, _ in self.schedule] + [steps]
+        marks = [0] + [k for k, _ in self.at(steps).schedule] + [steps]
         alive = [self.n] + self.survivors()
         return sum(a * (b - s) for a, s, b in zip(alive, marks, marks[1:]))
 
@@ -74,15 +72,20 @@ class ParticleConfig:
     mix of strength ``jitter``); the final choice is over all finished particles."""
 
     n: int = 10
-    resample_steps: tuple[int, ...] = (10, 20)
+    resample_steps: tuple[Step, ...] = (0.33, 0.67)
     temperature: float = 0.1
     jitter: float = 0.2
     seed: int = 0
 
+    def at(self, steps: int) -> "ParticleConfig":
+        """This config on a ``steps``-step schedule: every step a whole step."""
+        return replace(self, resample_steps=tuple(resolve_steps("resampling step",
+                                                                self.resample_steps, steps)))
+
     def validate(self, steps: int) -> None:
         finite("particles", self.n, 1, integer=True, error=SearchError)
         finite("seed", self.seed, 0, integer=True, error=SearchError)
-        _check_steps("resampling step", self.resample_steps, steps)
+        self.at(steps)
         finite("temperature", self.temperature, 0, 1e6, lo_open=True, error=SearchError)
         finite("jitter", self.jitter, 0, 1, lo_open=True, error=SearchError)
 
@@ -105,6 +108,7 @@ def pruned_best_of_n(generator: Generator, verifiers: Sequence[Verifier], aggreg
     a survivor's final sample is what the same seed gives unpruned (pruning only stops)."""
     steps = generator.steps
     config.validate(steps)
+    config = config.at(steps)
     finished = config.survivors()[-1] if config.schedule else config.n
     run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps), finished, **options,
                     needs=[X0_PREDICTION] if config.schedule else [])
@@ -144,6 +148,7 @@ def particle_search(generator: Generator, verifiers: Sequence[Verifier], aggrega
     Best-of-N. A particle's line: its seed, then the seed of each copy made of it."""
     steps = generator.steps
     config.validate(steps)
+    config = config.at(steps)
     run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps), config.n, **options,
                     needs=[X0_PREDICTION, LATER_MUTATION] if config.resample_steps else [])
     rng = random.Random(config.seed)

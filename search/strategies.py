@@ -18,7 +18,7 @@ models on the device).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from ..core.checks import finite
@@ -27,6 +27,7 @@ from ..core.verifier import Verifier
 from .aggregation import Aggregator
 from .engine import SearchError, SearchRun
 from .result import SearchResult
+from .schedule import Step, resolve_steps
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class BestOfNConfig:
 
 @dataclass(frozen=True)
 class EvoSearchConfig:
-    evolution_steps: tuple[int, ...] = (0, 10)
+    evolution_steps: tuple[Step, ...] = (0, 0.33)
+    """0 is the initial noise; a later step may be a fraction of the schedule (search.schedule)."""
     population_sizes: tuple[int, ...] = (5, 5, 5)
     elites: int = 2
     mutation_rate: float = 0.2
@@ -49,18 +51,19 @@ class EvoSearchConfig:
     mutation: str = "reference"
     seed: int = 0
 
+    def at(self, steps: int) -> "EvoSearchConfig":
+        """This config on a ``steps``-step schedule: every evolution step a whole step."""
+        return replace(self, evolution_steps=tuple(resolve_steps(
+            "evolution step", self.evolution_steps, steps, lowest=0)))
+
     def validate(self, steps: int) -> None:
-        e, p = list(self.evolution_steps), list(self.population_sizes)
+        e, p = list(self.at(steps).evolution_steps), list(self.population_sizes)
         if not e:
             raise SearchError("EvoSearch needs at least one evolution step (e.g. 0, 10)")
-        for what, values in (("an evolution step", e), ("a population size", p),
-                             ("elites", [self.elites]), ("seed", [self.seed])):
+        for what, values in (("a population size", p), ("elites", [self.elites]),
+                             ("seed", [self.seed])):
             for v in values:
                 finite(what, v, 0, integer=True, error=SearchError)
-        if sorted(set(e)) != e:
-            raise SearchError(f"evolution steps must be strictly increasing, got {e}")
-        if e[-1] >= steps:
-            raise SearchError(f"evolution steps {e} must lie in the schedule's steps 0..{steps - 1}")
         if len(p) != len(e) + 1:
             raise SearchError(f"{len(e)} evolution steps need {len(e) + 1} population sizes "
                               f"(the first generation, then one after each step); got {p}")
@@ -76,7 +79,7 @@ class EvoSearchConfig:
 
     def planned_nfe(self, steps: int, deterministic: bool = True) -> int:
         """Denoiser evaluations this config will spend (each a CFG pair)."""
-        starts = [0, *self.evolution_steps]
+        starts = [0, *self.at(steps).evolution_steps]
         new = [self.population_sizes[0]] + [p - (self.elites if deterministic else 0)
                                             for p in self.population_sizes[1:]]
         return sum(n * (steps - s) for n, s in zip(new, starts))
@@ -121,8 +124,10 @@ class _Member:
 
 def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
               config: EvoSearchConfig, **options: Any) -> SearchResult:
-    steps, evo, sizes = generator.steps, list(config.evolution_steps), list(config.population_sizes)
+    steps = generator.steps
     config.validate(steps)
+    config = config.at(steps)
+    evo, sizes = list(config.evolution_steps), list(config.population_sizes)
     reuse = generator.deterministic
     run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps, reuse),
                     config.planned_candidates(reuse), **options,

@@ -188,3 +188,36 @@ def test_a_model_the_pack_does_not_know_is_searched_from_step_0_and_refused_late
     gen.mutate(state, 0, 0.2, 1, "reference")
     with pytest.raises(ValueError, match="SomeOtherAV"):
         gen.mutate(state, 2, 0.2, 1, "reference")
+
+
+@pytest.fixture
+def no_grad():
+    with torch.no_grad():
+        yield
+
+
+def test_a_scoring_decoder_scores_the_candidates_and_the_winner_is_decoded_once_in_full(files, no_grad):
+    import nodes as comfy_nodes
+    from comfyui_avits.search.aggregation import WeightedSum
+    from comfyui_avits.search.strategies import BestOfNConfig, best_of_n
+
+    g = graph(files, "ltx")
+    tae = comfy_nodes.VAELoader().load_vae(files["ltx"]["tae"].name)[0]  # core's TAEHV
+    gen = g.generator(scoring_vae=tae)
+    result = best_of_n(gen, [Mean()], WeightedSum(), BestOfNConfig(3, seed=4))
+    assert result.config["decoders"] == {"score": "scoring_vae (TAEHV)", "winner": "vae (VideoVAE)"}
+    audio = g.audio_vae.decode(parts(result.candidates[0].state)[1]).movedim(-1, 1)
+    for k, c in enumerate(result.candidates):
+        assert equal(c.state, g.reference(4 + k))  # the latents do not depend on the decoder
+        video = parts(c.state)[0]
+        cheap, full = tae.decode(video).clamp(0, 1).mean(), g.vae.decode(video).clamp(0, 1).mean()
+        sound = g.audio_vae.decode(parts(c.state)[1]).movedim(-1, 1)[..., :audio.shape[-1]].mean()
+        assert c.rewards["mean"] == pytest.approx(float(cheap + sound), abs=1e-4)
+        assert abs(c.rewards["mean"] - float(full + sound)) > 1e-3
+    assert equal(result.best_latent["samples"], g.reference(result.best.seed))
+    video = parts(result.best.state)[0]
+    assert torch.equal(result.best_av.video[0], g.vae.decode(video).float().clamp(0, 1)[0])
+    shown = g.generator(scoring_vae=tae, winner_decoder="scoring_vae")
+    again = best_of_n(shown, [Mean()], WeightedSum(), BestOfNConfig(3, seed=4))
+    assert again.config["decoders"]["winner"] == "scoring_vae (TAEHV)"
+    assert again.best_av.video.shape == tae.decode(video).shape

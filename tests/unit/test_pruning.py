@@ -118,3 +118,33 @@ def test_an_interrupt_while_pruning_raises_and_leaves_the_arw_untouched():
     with pytest.raises(Stop):
         pruned_best_of_n(PredictingGenerator(), VERIFIERS(), arw, PrunedBestOfNConfig(10), on_progress=progress)
     assert json.dumps(arw.state_dict(), sort_keys=True) == before
+
+
+@pytest.mark.parametrize("steps, pruned_at, evolved_at, resampled_at",
+                         [(8, [2, 3], [0, 3], [3, 5]), (30, [6, 10], [0, 10], [10, 20])])
+def test_the_default_fraction_schedules_fit_an_8_step_and_a_30_step_model(steps, pruned_at,
+                                                                           evolved_at, resampled_at):
+    """The defaults on a distilled 8-step and a 30-step model."""
+    from comfyui_avits.search.strategies import EvoSearchConfig, evosearch
+
+    def gen():
+        return PredictingGenerator(steps=steps)
+
+    pruned = pruned_best_of_n(gen(), VERIFIERS(), ARW(), PrunedBestOfNConfig(n=5))
+    assert [k for k, _ in pruned.config["schedule"]] == pruned_at
+    assert sorted({c.pruned_at for c in pruned.candidates} - {None}) == pruned_at
+    assert pruned.nfe == PrunedBestOfNConfig(n=5).planned_nfe(steps) < 5 * steps
+    evo = evosearch(gen(), VERIFIERS(), ARW(), EvoSearchConfig(population_sizes=(3, 3, 3), elites=1))
+    assert evo.config["evolution_steps"] == evolved_at
+    particles = particle_search(gen(), VERIFIERS(), ARW(), ParticleConfig(n=3))
+    assert particles.config["resample_steps"] == resampled_at
+
+
+@pytest.mark.parametrize("schedule, message", [(((0.25, 0.5), (0.3, 0.5)), "strictly increasing.*8-step"),
+                                               (((2.5, 0.5),), "neither a whole step"),
+                                               (((8, 0.5),), "pruning step")])
+def test_fractions_that_collide_or_steps_out_of_range_are_refused_before_any_work(schedule, message):
+    gen = PredictingGenerator(steps=8)
+    with pytest.raises(SearchError, match=message):
+        pruned_best_of_n(gen, VERIFIERS(), ARW(), PrunedBestOfNConfig(4, schedule))
+    assert gen.nfe == 0
