@@ -37,10 +37,28 @@ JAVISDIT = {"1": (40, 60), "2": (40, 380), "3": (420, 60), "4": (820, 60), "5": 
 MMDISCO = {"1": (40, 60), "2": (420, 60), "3": (40, 420), "4": (420, 420), "5": (40, 580),
            "6": (420, 580), "7": (800, 480), "8": (800, 640), "9": (1180, 60), "10": (1580, 60),
            "11": (1580, 240)}
+# MiniMax H3: loaders, text and latent left, the guider and generator in the middle, verifiers
+# under them, the search and the decoders right.
+H3 = {"1": (40, 60), "2": (40, 200), "3": (40, 340), "4": (420, 60), "5": (420, 300),
+      "6": (40, 480), "7": (40, 600), "8": (40, 720), "9": (820, 60), "10": (820, 180),
+      "11": (820, 380), "12": (1180, 60), "13": (820, 620), "14": (1180, 620), "15": (820, 780),
+      "16": (1180, 780), "17": (1560, 700), "18": (1560, 860), "19": (1560, 60), "20": (1960, 60),
+      "21": (1960, 200), "22": (2340, 60), "23": (2700, 60)}
+# LTX-2.5 two-stage: stage 1 (the search) on the upper rows, stage 2 (the winner only) right.
+LTX25 = {"1": (40, 60), "2": (40, 260), "3": (40, 400), "4": (420, 60), "5": (420, 320),
+         "6": (820, 60), "7": (820, 300), "8": (820, 500), "9": (1180, 400), "10": (1180, 60),
+         "11": (1180, 200), "12": (1180, 560), "13": (1180, 760), "14": (1560, 60),
+         "15": (1180, 960), "16": (1560, 960), "17": (1180, 1120), "18": (1560, 1120),
+         "19": (1940, 1000), "20": (1940, 1180), "21": (1940, 60), "22": (2360, 60),
+         "23": (2360, 240), "24": (2740, 60), "25": (3100, 60), "26": (3100, 240),
+         "27": (3100, 380), "28": (3460, 60), "29": (3840, 60), "30": (4200, 60), "31": (4200, 300),
+         "32": (4560, 60), "33": (4920, 60)}
 LAYOUTS = {"toyav_best_of_n": TOYAV, "toyav_evosearch": TOYAV, "toyav_evosearch_javisscore": TOYAV,
            "ltx2_best_of_n_arw": LTX2, "ltx2_evosearch_arw": LTX2, "ltx2_pruned_best_of_n_arw": LTX2,
            "toyav_pruned_best_of_n": TOYAV, "mmdisco_evosearch_arw": MMDISCO,
-           "javisdit_best_of_n_arw": JAVISDIT, "javisdit_evosearch_arw": JAVISDIT}
+           "javisdit_best_of_n_arw": JAVISDIT, "javisdit_evosearch_arw": JAVISDIT,
+           "h3_best_of_n_arw": H3, "h3_evosearch_arw": H3, "h3_pruned_best_of_n_arw": H3,
+           "ltx25_two_stage_best_of_n_arw": LTX25}
 
 LTX2_FILES = (
     "Model files\n\nmodels/checkpoints/ltx-2-19b-distilled.safetensors (LTX-2 with its video "
@@ -95,7 +113,63 @@ MMDISCO_FILES = (
     "models/videoreward/VideoReward/ and models/imagebind/imagebind_huge.pth for the verifiers\n\n"
     "pip install --no-deps diffusers==0.42.1 open_clip_torch==3.3.0 ftfy regex timm")
 
+H3_FILES = (
+    "Model files (MiniMax H3, ComfyUI core)\n\n"
+    "models/diffusion_models/minimax_h3_bf16.safetensors (the H3 DiT)\n"
+    "models/text_encoders/minimax_h3_qwen3vl_32b.safetensors (Qwen3-VL-32B, CLIPLoader type "
+    "minimax)\nmodels/vae/minimax_h3_video_vae.safetensors and "
+    "models/vae/minimax_h3_audio_vae.safetensors (32 kHz stereo)\n"
+    "models/videoreward/VideoReward/ and models/imagebind/imagebind_huge.pth for the verifiers\n"
+    "Rename the loaders' files to yours.\n\nLicence: H3's weights carry MiniMax's own terms "
+    "(a third party reads them as granting no rights in the EU, UK, South Korea or USA without "
+    "MiniMax's authorisation): check them before use. ImageBind (JavisScore) is CC BY-NC.")
+H3_SAMPLING = (
+    "How H3 is searched\n\nH3 takes one sample per model call: the generator runs the "
+    "candidates one after the other whatever max_batch says. Its audio runs on its own "
+    "schedule (MiniMaxH3SigmaShift: video 12, audio 3): the search mutates each stream with "
+    "its own noise level and scores each stream's own clean estimate. 20 steps, CFG 5 for "
+    "the full model (a turbo LoRA at 8 or 4 steps with CFG 1); steps written as fractions "
+    "(0.3, 0.2:0.5) fit any step count.")
+
+LTX25_FILES = (
+    "Model files (LTX-2.5)\n\nmodels/checkpoints/ltx-2.5-distilled.safetensors (the "
+    "distilled model with its video VAE, audio VAE and vocoder)\n"
+    "models/text_encoders/gemma_3_12B_it.safetensors\n"
+    "models/latent_upscale_models/ltx-2.5-spatial-upscaler-x2.safetensors\n"
+    "models/vae_approx/taeltx_2.safetensors (the TAE decoder core uses for previews)\n"
+    "models/videoreward/VideoReward/ and models/imagebind/imagebind_huge.pth (CC BY-NC) for "
+    "the verifiers\nRename the loaders' files to yours.")
+
 NOTES = {
+    "h3_best_of_n_arw": [
+        ((1960, 300), (360, 300),
+         "Best-of-N on MiniMax H3\n\nH3's text-to-audio-video graph with AVITS Best-of-N in "
+         "place of SamplerCustomAdvanced: 4 seeds, each exactly what SamplerCustomAdvanced gives "
+         "for it, scored by VideoReward-TA + JavisScore under ARW; the winner decoded and saved."),
+        ((40, 880), (740, 360), H3_FILES), ((820, 1000), (360, 340), H3_SAMPLING)],
+    "h3_evosearch_arw": [
+        ((1960, 300), (360, 300),
+         "EvoSearch on MiniMax H3\n\nEvolves the initial noise and the states after 30 % of "
+         "the steps (0, 0.3: step 6 of 20), populations 4/4/4, 1 elite; intermediate states are "
+         "mutated variance-preserving, each stream at its own sigma."),
+        ((40, 880), (740, 360), H3_FILES), ((820, 1000), (360, 340), H3_SAMPLING)],
+    "h3_pruned_best_of_n_arw": [
+        ((1960, 300), (360, 320),
+         "Pruned Best-of-N on MiniMax H3\n\n8 candidates; after 20 % of the steps each one's "
+         "predicted clean sample (each stream's own) is decoded and scored and half go on, after "
+         "33 % 40 % of those. Survivors finish exactly as in Best-of-N; intermediate scores "
+         "never enter the ARW state."),
+        ((40, 880), (740, 360), H3_FILES), ((820, 1000), (360, 340), H3_SAMPLING)],
+    "ltx25_two_stage_best_of_n_arw": [
+        ((1560, 360), (360, 460),
+         "Search stage 1 only\n\nLTX-2.5's shipped two-stage distilled graph: 8 euler_ancestral "
+         "steps at half resolution, the x2 latent upsampler, 3 more steps. Best-of-8 runs in "
+         "stage 1, every candidate from its own seed, scored through the TAE decoder (the full "
+         "decoder takes minutes a clip); only the winner's LATENT goes through the upsampler, "
+         "stage 2 and the full decoder, once. Check how well the TAE ranks on your prompts with "
+         "scripts/evaluate's compare_decoders."),
+        ((40, 620), (700, 360), LTX25_FILES), ((2360, 600), (360, 300), LTX2_VERIFIERS)],
+
     "mmdisco_evosearch_arw": [
         ((1180, 420), (380, 380),
          "EvoSearch on MMDisCo\n\nThe paper's setting: 50 DDPM steps, evolution at steps 0 "

@@ -9,6 +9,8 @@ through ComfyUI's real loaders and sample them on the CPU in well under a second
 - ``checkpoints/ltxav_audio_vae_tiny.safetensors``: audio VAE + vocoder, for LTXVAudioVAELoader
 - ``vae_approx/taeltx_2.safetensors``: the TAE decoder of LTX-2.x latents (core's TAEHV at 128
   channels; its widths are fixed, 45 MB), for VAELoader, as the bridge's scoring decoder
+- ``latent_upscale_models/ltx_spatial_upscaler_x2_tiny.safetensors``: the x2 latent upsampler
+  of two-stage graphs (ComfyUI's LatentUpsampler), for LatentUpscaleModelLoader
 
 The modules are ComfyUI's own classes; the architecture travels in the safetensors metadata
 ``config`` (ComfyUI reads only a few sizes off the shapes and takes the rest from there). There
@@ -69,7 +71,11 @@ FILES = {"ltxav": "diffusion_models/ltxav_tiny.safetensors",
          "ltxv": "diffusion_models/ltxv_tiny.safetensors",
          "vae": "vae/ltxv_vae_tiny.safetensors",
          "audio_vae": "checkpoints/ltxav_audio_vae_tiny.safetensors",
-         "tae": "vae_approx/taeltx_2.safetensors"}
+         "tae": "vae_approx/taeltx_2.safetensors",
+         "upscaler": "latent_upscale_models/ltx_spatial_upscaler_x2_tiny.safetensors"}
+UPSCALER = {"_class_name": "LatentUpsampler", "in_channels": 128, "mid_channels": 32,
+            "num_blocks_per_stage": 1, "dims": 3, "spatial_upsample": True,
+            "temporal_upsample": False}
 
 
 def import_comfy() -> None:
@@ -110,6 +116,7 @@ def state_dicts(seed: int = SEED) -> dict[str, tuple[dict[str, torch.Tensor], di
     import_comfy()
     import comfy.ops
     from comfy.ldm.lightricks.av_model import LTXAVModel
+    from comfy.ldm.lightricks.latent_upsampler import LatentUpsampler
     from comfy.ldm.lightricks.model import LTXVModel
     from comfy.ldm.lightricks.vae.audio_vae import AudioVAE
     from comfy.ldm.lightricks.vae.causal_video_autoencoder import VideoVAE
@@ -126,12 +133,13 @@ def state_dicts(seed: int = SEED) -> dict[str, tuple[dict[str, torch.Tensor], di
         "vae": (_random(VideoVAE(config=VIDEO_VAE), seed + 2), {"vae": VIDEO_VAE}),
         "audio_vae": (audio, audio_config),
         "tae": (_random(TAEHV(latent_channels=128), seed + 4), {}),
+        "upscaler": (_random(LatentUpsampler.from_config(UPSCALER, ops), seed + 5), UPSCALER),
     }
 
 
 def write(models_dir: Path) -> dict[str, Path]:
     """Writes the files under ``models_dir`` (ComfyUI's models folder); returns their paths
-    by name (ltxav, ltxv, vae, audio_vae, tae)."""
+    by name (ltxav, ltxv, vae, audio_vae, tae, upscaler)."""
     from safetensors.torch import save_file
 
     paths = {}
@@ -149,7 +157,7 @@ def in_process(models_dir: Path) -> dict[str, Path]:
     drives ComfyUI's nodes directly: tests and benchmarks)."""
     files = write(models_dir)
     import folder_paths
-    for kind in ("diffusion_models", "vae", "checkpoints", "vae_approx"):
+    for kind in ("diffusion_models", "vae", "checkpoints", "vae_approx", "latent_upscale_models"):
         folder_paths.add_model_folder_path(kind, str(Path(models_dir) / kind), is_default=True)
     return files
 

@@ -15,7 +15,8 @@ from conftest import ARTIFACTS
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 UI_WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
-MODEL_LOADERS = {"CheckpointLoaderSimple", "LTXVAudioVAELoader", "LTXAVTextEncoderLoader"}
+MODEL_LOADERS = {"CheckpointLoaderSimple", "LTXVAudioVAELoader", "LTXAVTextEncoderLoader", "UNETLoader",
+                 "CLIPLoader", "VAELoader", "LatentUpscaleModelLoader"}
 
 OPEN = """async (workflow) => {
   const registered = new Set(Object.keys(window.LiteGraph.registered_node_types));
@@ -40,7 +41,8 @@ OPEN = """async (workflow) => {
 def test_there_are_workflows():
     names = {p.name for p in UI_WORKFLOWS}
     assert {"toyav_best_of_n.json", "toyav_evosearch.json", "ltx2_best_of_n_arw.json",
-            "ltx2_evosearch_arw.json"} <= names
+            "ltx2_evosearch_arw.json", "h3_best_of_n_arw.json", "h3_evosearch_arw.json",
+            "h3_pruned_best_of_n_arw.json", "ltx25_two_stage_best_of_n_arw.json"} <= names
     for p in UI_WORKFLOWS:
         assert (REPO / "workflows" / "api" / p.name).exists(), f"{p.name} has no API twin"
 
@@ -58,7 +60,7 @@ def test_workflows_open_with_no_missing_nodes(comfy):
             assert result["loaded"] == len(workflow["nodes"])
             assert sorted(result["types"]) == sorted(n["type"] for n in workflow["nodes"])
             # ComfyUI's own loaders flag model files this test server does not have (LTX-2,
-            # Gemma); any other error is a broken workflow
+            # H3, Gemma, Qwen3-VL); any other error is a broken workflow
             assert set(result["errors"]) <= MODEL_LOADERS and not result["dialog"], result
             page.screenshot(path=str(ARTIFACTS / f"workflow-{path.stem}.png"))
     assert (ARTIFACTS / f"workflow-{UI_WORKFLOWS[0].stem}.png").stat().st_size > 10_000

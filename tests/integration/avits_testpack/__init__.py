@@ -1,7 +1,8 @@
 """A node pack loaded only by the test server: verifiers that go wrong on purpose or give
 rewards chosen in advance, one that records whether ComfyUI's model management loaded its
 model, and a switch that pauses the next ARW state write (so a test can kill the server inside
-it)."""
+it). It also makes this server build MiniMax H3's audio VAE at the tiny twin's widths
+(scripts/tiny_h3.py says why)."""
 
 import sys
 import time
@@ -10,6 +11,11 @@ from pathlib import Path
 import comfy.model_management
 import torch
 from comfy_api.latest import ComfyExtension, io
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+import tiny_h3  # noqa: E402
+
+tiny_h3.use_twin_sizes()
 
 VERIFIERS = io.Custom("AVITS_VERIFIERS")
 
