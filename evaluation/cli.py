@@ -34,10 +34,13 @@ def backend_for(config: config_mod.EvalConfig, args: argparse.Namespace):
 
 def report(config: config_mod.EvalConfig, rows: list[dict]) -> dict[str, Path]:
     """Tables (Markdown + CSV), the scaling and ARW plots and the gallery page."""
-    from . import correlation, gallery, plots, tables
+    from . import agreement, correlation, gallery, plots, tables
     from .metrics import infos
-    out_corr = correlation.write(rows, config.output, config.bootstrap)
-    rows = [r for r in rows if r["method_kind"] != correlation.KIND]
+    out_corr = {**correlation.write(rows, config.output, config.bootstrap),
+                **agreement.write(rows, config.output, config.bootstrap)}
+    rows = [r for r in rows if r["method_kind"] not in (correlation.KIND, agreement.KIND)]
+    if not rows:  # analyses only: no search to tabulate
+        return out_corr
     names = sorted({m for r in rows for m in r["metrics"]})
     metrics = infos(names, config.groups)
     out = dict(tables.write_tables(rows, metrics, config.output, bootstrap=config.bootstrap))

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from . import agreement
 from .config import ConfigError, EvalConfig, Method
 from .results import Results
 from .runner import Progress, Task, _row, clip_name, tasks, wants_clip
@@ -71,6 +72,21 @@ class Workflow:
                             for r in opts.get("seed_inputs", [])]
         self.overrides = [(_node_input(r, graph, method, "overrides"), v)
                           for r, v in opts.get("overrides", {}).items()]
+        self.generator = opts.get("compare_decoders")
+        if self.generator is not None:
+            node = graph.get(self.generator, {})
+            if node.get("class_type") != "AVITS_ComfyAVGenerator" or "scoring_vae" not in node.get("inputs", {}):
+                raise ConfigError(f"method {method.label!r} (compare_decoders): node "
+                                  f"{self.generator!r} of {opts['workflow']} must be an "
+                                  "AVITS_ComfyAVGenerator with a scoring_vae connected")
+
+    def full_decoder(self, graph: dict) -> dict:
+        """The same graph with the generator's scoring VAE unplugged: scored in full."""
+        g = copy.deepcopy(graph)
+        inputs = g[self.generator]["inputs"]
+        inputs.pop("scoring_vae")
+        inputs["winner_decoder"] = "vae"
+        return g
 
     def graph_for(self, task: Task) -> dict:
         """A copy of the graph with the overrides, the task's prompt and its seed set."""
@@ -191,14 +207,36 @@ class ComfyQueue:
         server = server or self.servers[0]
         wf = self.workflows[task.method.label]
         graph = wf.graph_for(task)
+        report = self._report(server, wf, graph, task)
+        if wf.generator is not None:
+            return self._agreement(task, report, self._report(server, wf, wf.full_decoder(graph), task))
+        return self._row(task, report, graph, wf, server, out_dir)
+
+    def _report(self, server: Server, wf: Workflow, graph: dict, task: Task) -> dict:
         entry = server.wait(server.queue(graph), self.config.comfyui.timeout_s)
         try:
-            report = json.loads(entry["outputs"][wf.search_node]["avits_report"][0])
+            return json.loads(entry["outputs"][wf.search_node]["avits_report"][0])
         except (KeyError, IndexError, json.JSONDecodeError):
             raise WorkflowError(f"{server.url}: node {wf.search_node} (search_node of "
                                 f"{task.method.label!r}) left no avits_report; is it a search "
                                 "node?") from None
-        return self._row(task, report, graph, wf, server, out_dir)
+
+    def _agreement(self, task: Task, cheap: dict, full: dict) -> dict[str, Any]:
+        """A decoder-agreement row: the two runs compared candidate by candidate."""
+        decoders = (cheap["config"].get("decoders", {}).get("score", ""),
+                    full["config"].get("decoders", {}).get("score", ""))
+        if not decoders[0].startswith("scoring_vae") or not decoders[1].startswith("vae"):
+            raise WorkflowError(f"{task.method.label!r}: expected scores from the scoring VAE, "
+                                f"then the full VAE; the reports name {decoders}")
+        try:
+            metrics = agreement.compare(cheap, full)
+        except ValueError as e:
+            raise WorkflowError(f"{task.method.label!r}: {e}") from None
+        wall = sum(r.get("timings", {}).get("total", 0.0) for r in (cheap, full))
+        row = _row(task, self.config, metrics, cheap["nfe"] + full["nfe"], wall,
+                   len(cheap["candidates"]), {}, None, None)
+        row["decoders"] = {"score": decoders[0], "reference": decoders[1]}
+        return row
 
     def _row(self, task: Task, report: dict, graph: dict, wf: Workflow, server: Server,
              out_dir: Path) -> dict[str, Any]:

@@ -14,6 +14,8 @@ AGGREGATORS = ("arw_shared", "arw", "weighted_sum", "rank", "min_max", "z_score_
 each prompt and seed, and the fixed rules of search.aggregation."""
 METHODS = ("naive", "best_of_n", "evosearch", "pruned_best_of_n", "particles", "x0_correlation",
            "workflow")
+ANALYSES = ("x0_correlation", "decoder_agreement")
+"""Method kinds that measure something about the search instead of searching (no baseline)."""
 
 
 class ConfigError(ValueError):
@@ -98,7 +100,7 @@ class EvalConfig:
         """(method, aggregator) pairs: naive and workflows once, searches per aggregator."""
         out = []
         for m in self.methods:
-            if m.kind in ("naive", "workflow"):
+            if m.kind in ("naive", "workflow", "decoder_agreement"):
                 out.append((m, "-"))
             else:
                 out += [(m, a) for a in self.aggregators]
@@ -149,12 +151,15 @@ def _method(entry: dict, i: int) -> list[Method]:
         return [Method("x0_correlation", {"n": entry.get("n", 16), "steps": entry.get("steps", [3, 6, 9, 12, 15, 18, 21, 24, 27])},
                        entry.get("label") or "x0_correlation")]
     keys = {"kind": str, "label": str, "workflow": str, "search_node": str, "prompt_inputs": list,
-            "seed_inputs": list, "overrides": dict}
+            "seed_inputs": list, "overrides": dict, "compare_decoders": str}
     _take(entry, where, keys)
     for key in ("label", "workflow", "search_node", "prompt_inputs"):
         if key not in entry:
             raise ConfigError(f"{where}.{key} is required for a workflow method")
-    return [Method("workflow", {k: v for k, v in entry.items() if k not in ("kind", "label")},
+    # compare_decoders names the AVITS_ComfyAVGenerator whose scoring_vae is checked against
+    # its full VAE (evaluation/agreement.py)
+    kind = "decoder_agreement" if "compare_decoders" in entry else "workflow"
+    return [Method(kind, {k: v for k, v in entry.items() if k not in ("kind", "label")},
                    entry["label"])]
 
 
@@ -196,13 +201,14 @@ def parse(raw: dict, source: Path) -> EvalConfig:
     metrics = _take(top.get("metrics", {}), "metrics", {"oracle": bool, "verifiers": list, "groups": dict})
     methods = tuple(m for i, e in enumerate(top["methods"]) for m in _method(_entry(e, i), i))
     if gen["kind"] == "comfyui":
-        if any(m.kind != "workflow" for m in methods):
+        if any(m.kind not in ("workflow", "decoder_agreement") for m in methods):
             raise ConfigError("with generator.kind = 'comfyui' every method is kind = 'workflow'")
         if "comfyui" not in top:
             raise ConfigError("generator.kind = 'comfyui' needs [comfyui] with servers = [...]")
-    elif any(m.kind == "workflow" for m in methods):
+    elif any(m.kind in ("workflow", "decoder_agreement") for m in methods):
         raise ConfigError("kind = 'workflow' methods need generator.kind = 'comfyui'")
-    if not any(m.kind == "naive" or m.label == "naive" for m in methods):
+    searches = [m for m in methods if m.kind not in ANALYSES]
+    if searches and not any(m.kind == "naive" or m.label == "naive" for m in methods):
         raise ConfigError("[[methods]] needs the baseline: a kind = 'naive' method (or a workflow "
                           "labelled 'naive'), which Improvement % is relative to")
     aggregators, specs = [], {}

@@ -152,3 +152,68 @@ def test_refused_workflow_leaves_no_row(comfy, tmp_path):
     with pytest.raises(WorkflowError, match=r"refused.*node 1 \(AVITS_ToyAVGenerator\)"):
         run(config, load_prompts(config.prompts), results, ComfyQueue(config))
     assert results.rows == {} and len(results.path.read_text().splitlines()) == 1
+
+
+def agreement_config(tmp: Path, comfy, generator: str = "g") -> Path:
+    """The tiny LTX-AV Best-of-4 graph, scored by a tiny VideoReward through the tiny taeltx_2,
+    checked against the same seeds scored through the full VAE."""
+    import tiny_ltx
+    import tiny_models
+    from graphs import ltx_search_graph
+
+    tiny_models.write_all(comfy.base / "models")
+    graph = ltx_search_graph(tiny_ltx.write(comfy.base / "models"), "AVITS_BestOfN",
+                             state=f"agree-{uuid.uuid4().hex[:8]}")
+    graph["tae"] = {"class_type": "VAELoader", "inputs": {"vae_name": "taeltx_2.safetensors"}}
+    graph["g"]["inputs"].update(scoring_vae=["tae", 0], max_batch=1)
+    graph["vl"] = {"class_type": "AVITS_VideoRewardLoader", "inputs": {"folder": "VideoReward", "dtype": "auto"}}
+    graph["v"] = {"class_type": "AVITS_VideoReward",
+                  "inputs": {"videoreward": ["vl", 0], "outputs": "ta", "name": "videoreward"}}
+    (tmp / "wf").mkdir(exist_ok=True)
+    (tmp / "wf" / "ltx.json").write_text(json.dumps(graph))
+    path = tmp / "agree.toml"
+    path.write_text(f"""name = "agree"
+output = "out"
+seeds = [0, 1]
+bootstrap = 200
+[prompts]
+set = "toyav"
+count = 3
+[selection]
+verifiers = []
+[generator]
+kind = "comfyui"
+[comfyui]
+servers = ["{comfy.url}"]
+timeout_s = 300
+[[methods]]
+kind = "workflow"
+label = "tae_vs_vae"
+workflow = "wf/ltx.json"
+search_node = "s"
+prompt_inputs = ["g.prompt"]
+seed_inputs = ["s.seed"]
+compare_decoders = "{generator}"
+overrides = {{ "s.n" = 4 }}
+""")
+    return path
+
+
+def test_decoder_agreement_runs_against_the_server(comfy, tmp_path):
+    path = agreement_config(tmp_path, comfy)
+    assert cli.main([str(path), "--no-progress"]) == 0
+    rows = [json.loads(line) for line in results_file(path).read_text().splitlines()][1:]  # header
+    assert len(rows) == 3 * 2 and all(r["method_kind"] == "decoder_agreement" for r in rows)
+    for r in rows:
+        assert r["decoders"] == {"score": "scoring_vae (TAEHV)", "reference": "vae (VideoVAE)"}
+        assert set(r["metrics"]) == {"spearman", "top1", "spearman:videoreward_ta"}
+        assert r["metrics"]["top1"] in (0.0, 1.0) and r["nfe"] == 2 * 4 * 4
+        assert all(v is None or -1 <= v <= 1 for v in r["metrics"].values())
+    table = (path.parent / "out" / "agreement.md").read_text()
+    assert "| spearman | 3 |" in table and "| top1 | 3 |" in table and "[" in table
+
+
+def test_decoder_agreement_needs_a_generator_with_a_scoring_vae(comfy, tmp_path, capsys):
+    path = agreement_config(tmp_path, comfy, generator="s")
+    assert cli.main([str(path), "--no-progress"]) == 2
+    assert "compare_decoders" in capsys.readouterr().err and not results_file(path).exists()
