@@ -78,8 +78,9 @@ UPSCALER = {"_class_name": "LatentUpsampler", "in_channels": 128, "mid_channels"
             "temporal_upsample": False}
 
 
-def import_comfy() -> None:
-    """ComfyUI's modules parse sys.argv on import: outside its main.py, parse ``--cpu`` only."""
+def import_comfy(argv: tuple[str, ...] = ("--cpu",)) -> None:
+    """ComfyUI's modules parse sys.argv on import: outside its main.py, parse ``argv`` only
+    (``--cpu`` unless told otherwise)."""
     if "comfy.cli_args" in sys.modules:
         return
     from comfyctl import comfyui_dir
@@ -88,7 +89,7 @@ def import_comfy() -> None:
     import comfy.options
 
     comfy.options.enable_args_parsing()
-    argv, sys.argv = sys.argv, [sys.argv[0], "--cpu"]
+    argv, sys.argv = sys.argv, [sys.argv[0], *argv]
     try:
         import comfy.cli_args  # noqa: F401
     finally:
