@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tables import _interval, bootstrap_indices, fmt_interval
+from .tables import fmt_interval, prompt_mean
 
 KIND = "decoder_agreement"
 
@@ -54,16 +54,9 @@ def summarize(rows: list[dict], bootstrap: int = 2000) -> dict[str, dict[str, di
         mine = [r for r in rows if r["arm"] == arm]
         cells = {}
         for metric in sorted({m for r in mine for m in r["metrics"]}, key=lambda m: (":" in m, m)):
-            per_prompt: dict[int, list[float]] = {}
-            for r in mine:
-                v = r["metrics"].get(metric)
-                if v is not None:
-                    per_prompt.setdefault(r["prompt_index"], []).append(v)
-            values = np.array([np.mean(v) for v in per_prompt.values()])
-            if not len(values):
-                continue
-            reps = values[bootstrap_indices(len(values), bootstrap)].mean(axis=1)
-            cells[metric] = {**_interval(float(values.mean()), reps), "prompts": len(values)}
+            got = prompt_mean(mine, metric, bootstrap)
+            if got is not None:
+                cells[metric] = {**got[0], "prompts": got[1]}
         out[arm] = cells
     return out
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 
-from .tables import _interval, bootstrap_indices, fmt_interval
+from .tables import fmt_interval, prompt_mean
 
 KIND = "x0_correlation"
 
@@ -26,20 +25,13 @@ def summarize(rows: list[dict], bootstrap: int = 2000) -> dict[str, dict[int, di
         mine = [r for r in rows if r["arm"] == arm]
         table = {}
         for k in _steps(mine):
-            cell = {}
+            cell: dict = {}
             for stat in ("spearman", "kendall"):
-                per_prompt: dict[int, list[float]] = {}
-                for r in mine:
-                    v = r["metrics"].get(f"{stat}@{k}")
-                    if v is not None:
-                        per_prompt.setdefault(r["prompt_index"], []).append(v)
-                values = np.array([np.mean(v) for v in per_prompt.values()])
-                if not len(values):
+                got = prompt_mean(mine, f"{stat}@{k}", bootstrap)
+                if got is None:
                     cell[stat] = {"value": None, "lo": None, "hi": None}
                     continue
-                reps = values[bootstrap_indices(len(values), bootstrap)].mean(axis=1)
-                cell[stat] = _interval(float(values.mean()), reps)
-                cell["prompts"] = len(values)
+                cell[stat], cell["prompts"] = got
             table[k] = cell
         out[arm] = table
     return out

@@ -113,6 +113,21 @@ def bootstrap_indices(n_prompts: int, bootstrap: int = BOOT, seed: int = SEED) -
     return np.random.default_rng(seed).integers(0, n_prompts, size=(bootstrap, n_prompts))
 
 
+def prompt_mean(rows: list[dict], metric: str, bootstrap: int = BOOT) -> tuple[Interval, int] | None:
+    """A metric's mean over prompts (each prompt's seeds averaged first) with a 95 % bootstrap
+    interval over prompts, and the number of prompts; None where no row has it."""
+    per_prompt: dict[int, list[float]] = {}
+    for r in rows:
+        v = r["metrics"].get(metric)
+        if v is not None:
+            per_prompt.setdefault(r["prompt_index"], []).append(v)
+    values = np.array([np.mean(v) for v in per_prompt.values()])
+    if not len(values):
+        return None
+    reps = values[bootstrap_indices(len(values), bootstrap)].mean(axis=1)
+    return _interval(float(values.mean()), reps), len(values)
+
+
 def _interval(point: float, replicates: np.ndarray) -> Interval:
     """A point estimate and its 95 % percentile interval; undefined values become None."""
     finite = replicates[np.isfinite(replicates)]

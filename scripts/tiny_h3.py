@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from tiny_ltx import _out, _random, import_comfy
+from tiny_ltx import SamplerGraph, _out, _random, import_comfy
 
 SEED = 10
 DIT = dict(hidden_size=64, num_layers=1, token_refiner_num_layers=1, num_attention_heads=2,
@@ -98,7 +98,7 @@ def in_process(models_dir: Path) -> dict[str, Path]:
     return files
 
 
-class H3Graph:
+class H3Graph(SamplerGraph):
     """ComfyUI's H3 text-to-audio-video graph on the twin, node by node with ComfyUI's own node
     classes (UNETLoader, MiniMaxH3SigmaShift, EmptyMiniMaxH3LatentAV, CFGGuider, BasicScheduler;
     LotusConditioning for the text), up to what SamplerCustomAdvanced takes."""
@@ -109,7 +109,7 @@ class H3Graph:
         from comfy_extras import nodes_custom_sampler as cs
         from comfy_extras import nodes_lotus, nodes_minimax_h3 as h3
 
-        self._cs = cs
+        self.fps = 24.0
         model = comfy_nodes.UNETLoader().load_unet(files["h3"].name, "default")[0]
         self.model = _out(h3.MiniMaxH3SigmaShift.execute(model, *shifts))[0]
         self.vae = comfy_nodes.VAELoader().load_vae(files["video_vae"].name)[0]
@@ -120,15 +120,3 @@ class H3Graph:
         self.sampler = _out(cs.KSamplerSelect.execute(sampler))[0]
         self.sigmas = _out(cs.BasicScheduler.execute(self.model, "simple", steps, 1.0))[0]
         self.latent = _out(h3.EmptyMiniMaxH3LatentAV.execute(side, side, frames))[0]
-
-    def reference(self, seed: int):
-        """The samples SamplerCustomAdvanced gives for this seed."""
-        noise = _out(self._cs.RandomNoise.execute(seed))[0]
-        return _out(self._cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
-                                                           self.sigmas, self.latent))[0]["samples"]
-
-    def generator(self, **kwargs):
-        """AVITS_ComfyAVGenerator over this graph, with the node's defaults unless given."""
-        from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
-        return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
-                                self.audio_vae, "a dog barking", 24.0, **kwargs)

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from tiny_ltx import SamplerGraph, _out, import_comfy
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 DIT_FOLDER = "JavisDiT-v0.1-jav-240p4s"
@@ -80,9 +82,7 @@ def write(models_dir: Path, imagebind: bool = True) -> dict[str, Path]:
 
 def in_process(models_dir: Path) -> dict[str, Path]:
     """Write the twins and point this process's ComfyUI model folders at them."""
-    import tiny_ltx
-
-    tiny_ltx.import_comfy()
+    import_comfy()
     files = write(models_dir)
     import folder_paths
     for kind in ("javisdit", "text_encoders", "imagebind"):
@@ -90,11 +90,7 @@ def in_process(models_dir: Path) -> dict[str, Path]:
     return files
 
 
-def _out(node_output):
-    return node_output.result if hasattr(node_output, "result") else node_output
-
-
-class StandardGraph:
+class StandardGraph(SamplerGraph):
     """The JavisDiT graph of the shipped workflows, built node by node from this pack's and
     ComfyUI's node classes up to what SamplerCustomAdvanced takes (CFGGuider cfg 7, euler, our
     sigmas); ``reference(seed)`` is what SamplerCustomAdvanced gives."""
@@ -105,7 +101,7 @@ class StandardGraph:
 
         from comfyui_avits.nodes import imagebind, javisdit
 
-        self._cs = cs
+        self.fps = 24.0
         self.model, self.vae, self.audio_vae, self.text = _out(javisdit.JavisDiTLoaderNode.execute(
             javisdit.DIT, javisdit.PRIOR, javisdit.VIDEO_VAE, javisdit.AUDIO_VAE, javisdit.T5_FILE, "fp32"))
         self.imagebind = _out(imagebind.ImageBindLoaderNode.execute("imagebind_huge.pth", "fp32"))[0]
@@ -118,16 +114,6 @@ class StandardGraph:
         self.guider = _out(cs.CFGGuider.execute(self.model, self.positive, self.negative, cfg))[0]
         self.sampler = _out(cs.KSamplerSelect.execute("euler"))[0]
 
-    def reference(self, seed: int):
-        noise = _out(self._cs.RandomNoise.execute(seed))[0]
-        return _out(self._cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
-                                                           self.sigmas, self.latent))[0]["samples"]
-
-    def generator(self, **kwargs):
-        """AVITS_ComfyAVGenerator over this graph, with the node's defaults unless given."""
-        from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
-        return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
-                                self.audio_vae, self.prompt, 24.0, **kwargs)
 
 
 if __name__ == "__main__":

@@ -167,7 +167,34 @@ def _out(node_output):
     return node_output.result if hasattr(node_output, "result") else node_output
 
 
-class StandardGraph:
+class SamplerGraph:
+    """A graph built up to what SamplerCustomAdvanced takes (guider, sampler, sigmas, latent) with
+    its decoders; subclasses set those, ``prompt`` and ``fps``."""
+
+    guider: object
+    sampler: object
+    sigmas: torch.Tensor
+    latent: dict
+    vae: object
+    audio_vae: object = None
+    prompt: str = "a dog barking"
+    fps: float = 25.0
+
+    def reference(self, seed: int):
+        """The samples SamplerCustomAdvanced gives for this seed."""
+        from comfy_extras import nodes_custom_sampler as cs
+        noise = _out(cs.RandomNoise.execute(seed))[0]
+        return _out(cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
+                                                     self.sigmas, self.latent))[0]["samples"]
+
+    def generator(self, **kwargs):
+        """AVITS_ComfyAVGenerator over this graph, with the node's defaults unless given."""
+        from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
+        return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
+                                self.audio_vae, self.prompt, self.fps, **kwargs)
+
+
+class StandardGraph(SamplerGraph):
     """ComfyUI's standard LTX-2 text-to-audio-video graph on the twins, built node by node with
     ComfyUI's own node classes (LotusConditioning stands in for the text encoder), up to what
     SamplerCustomAdvanced takes; ``reference(seed)`` is what SamplerCustomAdvanced gives."""
@@ -179,7 +206,6 @@ class StandardGraph:
         from comfy_extras import nodes_custom_sampler as cs
         from comfy_extras import nodes_lotus, nodes_lt, nodes_lt_audio
 
-        self._cs = cs
         unet = files["ltxav" if audio else "ltxv"].name
         self.model = comfy_nodes.UNETLoader().load_unet(unet, "default")[0]
         self.vae = comfy_nodes.VAELoader().load_vae(files["vae"].name)[0]
@@ -201,14 +227,3 @@ class StandardGraph:
         else:
             self.latent = video
 
-    def reference(self, seed: int):
-        """The samples SamplerCustomAdvanced gives for this seed."""
-        noise = _out(self._cs.RandomNoise.execute(seed))[0]
-        return _out(self._cs.SamplerCustomAdvanced.execute(noise, self.guider, self.sampler,
-                                                           self.sigmas, self.latent))[0]["samples"]
-
-    def generator(self, **kwargs):
-        """AVITS_ComfyAVGenerator over this graph, with the node's defaults unless given."""
-        from comfyui_avits.nodes.comfy_bridge import ComfyAVGenerator
-        return ComfyAVGenerator(self.guider, self.sampler, self.sigmas, self.latent, self.vae,
-                                self.audio_vae, "a dog barking", 25.0, **kwargs)

@@ -158,6 +158,21 @@ def run_interrupted(comfy, graph: dict, at: int, timeout: float = 900) -> list[i
     return seen
 
 
+def parts(x) -> list:
+    """A latent's parts: the streams of a NestedTensor, or the tensor itself."""
+    return list(x.unbind()) if getattr(x, "is_nested", False) else [x]
+
+
+def shapes(x) -> list[tuple[int, ...]]:
+    return [tuple(p.shape) for p in parts(x)]
+
+
+def equal(a, b) -> bool:
+    """Bit for bit, stream by stream."""
+    import torch
+    return len(parts(a)) == len(parts(b)) and all(torch.equal(p, q) for p, q in zip(parts(a), parts(b)))
+
+
 def spy_on_states(gen, shapes) -> list:
     """Record ``shapes(state)`` of every state a generator's mutate and denoise return (finals
     and recorded ones), to check that a search keeps the latents' layout."""

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tiny_ltx
-from graphs import spy_on_states
+from graphs import equal, parts, shapes, spy_on_states
 
 pytestmark = pytest.mark.integration
 
@@ -19,18 +19,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def comfy_code(tmp_path_factory):
     return tiny_ltx.in_process(tmp_path_factory.mktemp("models"))
-
-
-def parts(x):
-    return list(x.unbind()) if getattr(x, "is_nested", False) else [x]
-
-
-def shapes(x):
-    return [tuple(p.shape) for p in parts(x)]
-
-
-def equal(a, b) -> bool:
-    return len(parts(a)) == len(parts(b)) and all(torch.equal(p, q) for p, q in zip(parts(a), parts(b)))
 
 
 def close(a, b) -> bool:

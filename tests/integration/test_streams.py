@@ -13,7 +13,7 @@ import torch
 
 import tiny_h3
 import tiny_ltx
-from graphs import spy_on_states
+from graphs import equal, parts, shapes, spy_on_states
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +30,6 @@ def graph(files, model: str, sampler: str = "euler", **kw):
     if model == "h3":
         return tiny_h3.H3Graph(files["h3"], sampler=sampler, **kw)
     return tiny_ltx.StandardGraph(files["ltx"], sampler=sampler, **kw)
-
-
-def parts(x):
-    return list(x.unbind()) if getattr(x, "is_nested", False) else [x]
-
-
-def shapes(x):
-    return [tuple(p.shape) for p in parts(x)]
-
-
-def equal(a, b) -> bool:
-    return len(parts(a)) == len(parts(b)) and all(torch.equal(p, q) for p, q in zip(parts(a), parts(b)))
 
 
 class Mean:
