@@ -126,9 +126,7 @@ class JavisDiTLoaderNode(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, dit, prior, video_vae, audio_vae, t5, dtype, device="default"):
-        folders = [file_state(FOLDER, os.path.join(n, f)) for n, f in (
-            (dit, "model.safetensors"), (prior, "model.safetensors"),
-            (video_vae, "model.safetensors"), (audio_vae, "vae"))]
+        folders = [file_state(FOLDER, n) for n in (dit, prior, video_vae, audio_vae)]
         return ";".join(folders + [file_state(T5_FOLDER, t5), dtype, device])
 
     @classmethod

@@ -63,7 +63,7 @@ class MMDisCoLoaderNode(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, videocrafter2, auffusion, coupling, dtype, device="default"):
-        return ";".join([file_state(FOLDER, videocrafter2), file_state(FOLDER, f"{auffusion}/unet"),
+        return ";".join([file_state(FOLDER, videocrafter2), file_state(FOLDER, auffusion),
                          file_state(FOLDER, coupling), dtype, device])
 
     @classmethod

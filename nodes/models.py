@@ -12,6 +12,8 @@ import folder_paths
 import torch
 from comfy_api.latest import io
 
+from ..core.checkpoints import fingerprint
+
 
 def register_folder(name: str, extensions: set[str] | None = None) -> None:
     """``models/<name>/`` as a ComfyUI model folder (also under --base-directory)."""
@@ -56,13 +58,13 @@ def find(folder: str, name: str, what: str, published: str, is_dir: bool = False
 
 
 def file_state(folder: str, name: str) -> str:
-    """What a loader's cache key should follow: the file's path, size and modification time
-    (or that it is missing), so a file replaced on disk is loaded again."""
+    """What a loader's cache key should follow: the file's or model folder's path and the
+    fingerprint of everything in it (or that it is missing), so a weight file replaced on disk,
+    inside a folder too, is loaded again."""
     for base in folder_paths.get_folder_paths(folder):
         path = Path(base) / name
         if path.exists():
-            st = path.stat()
-            return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+            return f"{path}:{fingerprint(path)}"
     return f"missing:{name}"
 
 

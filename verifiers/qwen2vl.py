@@ -27,6 +27,7 @@ import torch
 import torchvision.transforms.functional as TF
 from torchvision.transforms import InterpolationMode
 
+from ..core.checkpoints import CheckpointError
 from .frames import clip_normalise, to_uint8
 
 PATCH, MERGE, TEMPORAL = 14, 2, 2
@@ -40,10 +41,6 @@ CHAT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|
         "<|vision_start|>{video}<|vision_end|>{text}<|im_end|>\n<|im_start|>assistant\n")
 """Qwen2-VL-Instruct's chat template applied to [{"role": "user", "content": [video, text]}]
 with add_generation_prompt=True (its default system turn included)."""
-
-
-class ModelFilesError(ValueError):
-    """A model folder that cannot be loaded: a missing file, a wrong shape, unsupported settings."""
 
 
 # --- frames -----------------------------------------------------------------------------------
@@ -157,7 +154,7 @@ def token_id(tokenizer, token: str) -> int:
     """The id of a token the tokenizer must have as one piece."""
     ids = tokenizer.encode(token, add_special_tokens=False)
     if len(ids) != 1:
-        raise ModelFilesError(f"the tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no "
+        raise CheckpointError(f"the tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no "
                               f"token {token!r}: it is not a Qwen2-VL tokenizer")
     return ids[0]
 

@@ -58,20 +58,20 @@ def load_vqascore(folder: str | Path, dtype: torch.dtype = torch.bfloat16) -> VQ
              "tokenizer_config.json": (folder / "tokenizer_config.json").is_file()}
     missing = [name for name, there in found.items() if not there]
     if missing:
-        raise Q.ModelFilesError(f"{', '.join(missing)} not found in the VQAScore folder {folder}: it "
+        raise Q.CheckpointError(f"{', '.join(missing)} not found in the VQAScore folder {folder}: it "
                                 f"should hold a Qwen2-VL model as on the hub, e.g. {PUBLISHED}")
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type != "qwen2_vl":
-        raise Q.ModelFilesError(f"{config} is a {model_type!r} model; VQAScore supports the Qwen2-VL "
+        raise Q.CheckpointError(f"{config} is a {model_type!r} model; VQAScore supports the Qwen2-VL "
                                 "family (model_type 'qwen2_vl') only")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         network = Qwen2VLForConditionalGeneration.from_pretrained(folder, dtype=dtype,
                                                                   local_files_only=True)
     except Exception as e:
-        raise Q.ModelFilesError(f"cannot load the Qwen2-VL model in {folder}: {e}") from e
+        raise Q.CheckpointError(f"cannot load the Qwen2-VL model in {folder}: {e}") from e
     if Q.token_id(tokenizer, Q.VIDEO_TOKEN) != network.config.video_token_id:
-        raise Q.ModelFilesError(f"the tokenizer and config.json in {folder} disagree on the id of "
+        raise Q.CheckpointError(f"the tokenizer and config.json in {folder} disagree on the id of "
                                 f"{Q.VIDEO_TOKEN}")
     network.eval().requires_grad_(False)
     yes = tokenizer.encode(ANSWER, add_special_tokens=False)[0]

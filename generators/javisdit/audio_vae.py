@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .files import CheckpointError
+from ...core.checkpoints import CheckpointError
 
 PUBLISHED = "https://huggingface.co/cvssp/audioldm2"
 VAE_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .files import CheckpointError, read_state_dict
+from ...core.checkpoints import CheckpointError, check_keys, read_folder
 
 PUBLISHED = "https://huggingface.co/JavisVerse/JavisDiT-v0.1-jav-240p4s"
 
@@ -465,7 +465,7 @@ def read_dit(folder: Path) -> tuple[DiTConfig, dict[str, torch.Tensor]]:
     """The config and the state dict of a JavisDiT folder as published (``config.json`` and
     ``model.safetensors``, or its shards), checked against each other."""
     folder = Path(folder)
-    sd = read_state_dict(folder, PUBLISHED)
+    sd = read_folder(folder, PUBLISHED)
     config_file = folder / "config.json"
     extra = json.loads(config_file.read_text()) if config_file.is_file() else {}
     cfg = config_from_state_dict(sd, extra, str(folder))
@@ -475,17 +475,8 @@ def read_dit(folder: Path) -> tuple[DiTConfig, dict[str, torch.Tensor]]:
                                   f"{folder} have {value}")
     # the reference shares the null caption between the video and audio text embedders
     sd.setdefault("audio_y_embedder.y_embedding", sd["y_embedder.y_embedding"])
-    expected = VASTDiT3(cfg, device="meta").state_dict()
-    for key, value in expected.items():
-        if key not in sd:
-            raise CheckpointError(f"{folder}: '{key}' is missing: the file is not a complete "
-                                  f"JavisDiT v0.1 checkpoint")
-        if tuple(sd[key].shape) != tuple(value.shape):
-            raise CheckpointError(f"{folder}: '{key}' has shape {tuple(sd[key].shape)}, the "
-                                  f"architecture read off the file needs {tuple(value.shape)}")
-    unknown = sorted(set(sd) - set(expected))
-    if unknown:
-        raise CheckpointError(f"{folder}: unexpected weights {unknown[:5]}: not JavisDiT v0.1")
+    check_keys(VASTDiT3(cfg, device="meta").state_dict(), sd, folder,
+               "the JavisDiT v0.1 architecture read off its weights")
     return cfg, sd
 
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .files import CheckpointError
+from ...core.checkpoints import CheckpointError, load_strict, read_file
 
 PUBLISHED = "https://huggingface.co/JavisVerse/JavisDiT-v0.1-prior"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -224,10 +224,9 @@ def load_prior(folder: str | Path, dtype: torch.dtype = torch.float32,
     if weights is None:
         raise FileNotFoundError(f"no ST-prior weights at {folder / WEIGHT_FILES[0]}; the official "
                                 f"files are published at {PUBLISHED}")
-    state = {k: v for k, v in _read_weights(weights).items() if not k.startswith(UNUSED_PREFIXES)}
+    state = {k: v for k, v in read_file(weights).items() if not k.startswith(UNUSED_PREFIXES)}
     model = STPrior(config)
-    _check(model.state_dict(), state, weights)
-    model.load_state_dict(state, strict=True)
+    load_strict(model, state, weights, "the ST-prior its config.json describes")
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
@@ -242,31 +241,3 @@ def _read_config(path: Path) -> PriorConfig:
     return config
 
 
-def _read_weights(path: Path) -> Mapping[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return state
-
-
-def _check(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], path: Path) -> None:
-    """A clear error for the first key the file lacks, has in excess or holds in another shape
-    than config.json implies."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        raise CheckpointError(f"{path} does not fit the ST-prior its config.json describes: "
-                                   f"missing {_few(missing)}, unexpected {_few(unexpected)}")
-    for key, want in expected.items():
-        if state[key].shape != want.shape:
-            raise CheckpointError(f"{path}: '{key}' is {tuple(state[key].shape)}, but "
-                                       f"config.json implies {tuple(want.shape)}")
-
-
-def _few(keys: list[str], n: int = 3) -> str:
-    if not keys:
-        return "none"
-    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")

@@ -28,7 +28,7 @@ from urllib.parse import unquote_plus
 import torch
 from safetensors import safe_open
 
-from .files import CheckpointError
+from ...core.checkpoints import CheckpointError, check_keys, read_file
 
 MAX_TOKENS = 300
 AESTHETIC_SCORE = 6.5
@@ -253,9 +253,7 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_torch(path: Path) -> dict[str, torch.Tensor]:
-    sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(sd, dict):
-        raise CheckpointError(f"{path} does not hold a state dict")
+    sd = read_file(path)
     _refuse_quantised(path, sd, None)
     return {k: v for k, v in sd.items() if _is_encoder_key(k)}
 
@@ -322,19 +320,10 @@ def build_encoder(config, tensors: dict[str, torch.Tensor], path: Path,
 
     with torch.device("meta"):
         model = T5EncoderModel(config)
-    expected = {k: v.shape for k, v in model.state_dict().items()}
     tensors = dict(tensors)
     embed = tensors.setdefault("shared.weight", tensors.get("encoder.embed_tokens.weight"))
     tensors.setdefault("encoder.embed_tokens.weight", embed)
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{path} does not fit a T5 encoder of {config.num_layers} layers: "
-                                f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-    for key, shape in expected.items():
-        if tensors[key].shape != shape:
-            raise CheckpointError(f"{path}: {key} has shape {tuple(tensors[key].shape)}, a T5 "
-                                    f"encoder with these sizes needs {tuple(shape)}")
+    check_keys(model.state_dict(), tensors, path, f"a T5 encoder of {config.num_layers} layers")
     keep32 = set(model._keep_in_fp32_modules or ()) if dtype == torch.float16 else set()
     state = {k: v.to(torch.float32 if keep32.intersection(k.split(".")) else dtype)
              for k, v in tensors.items()}

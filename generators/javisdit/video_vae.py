@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .files import CheckpointError
+from ...core.checkpoints import CheckpointError, load_strict, read_file
 
 PUBLISHED = "https://huggingface.co/hpcai-tech/OpenSora-VAE-v1.2"
 SPATIAL_PREFIX = "spatial_vae.module."
@@ -333,26 +333,12 @@ def temporal_spec(state: Mapping[str, torch.Tensor], path: Path) -> TemporalSpec
     )
 
 
-def _load_into(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path, part: str) -> None:
-    """Strict load (the module was built on the meta device, so every tensor comes from the file)."""
-    want = module.state_dict()
-    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
-    bad = [k for k in want if k in state and state[k].shape != want[k].shape]
-    if missing or extra or bad:
-        detail = "; ".join(filter(None, [
-            missing and f"missing {missing[:3]}", extra and f"unexpected {extra[:3]}",
-            bad and f"{bad[0]} is {tuple(state[bad[0]].shape)}, expected {tuple(want[bad[0]].shape)}"]))
-        raise CheckpointError(f"{path}: the {part} weights do not fit the architecture read off them: {detail}")
-    module.load_state_dict(state, strict=True, assign=True)
-
-
 def load_opensora_vae(folder: str | Path, dtype: torch.dtype = torch.float32,
                       device: str | torch.device = "cpu") -> OpenSoraVAE:
     """OpenSora-VAE-v1.2 in eval mode from ``folder`` (``model.safetensors`` and, optionally,
     ``config.json``: micro sizes and shift/scale, else the published values; ``shift``/``scale``
     stored in the weights win, as they do when the reference loads them)."""
     from diffusers import AutoencoderKL
-    from safetensors.torch import load_file
 
     folder = Path(folder)
     weights = folder / "model.safetensors"
@@ -360,10 +346,7 @@ def load_opensora_vae(folder: str | Path, dtype: torch.dtype = torch.float32,
         raise FileNotFoundError(f"no OpenSora-VAE-v1.2 weights at {weights}; download config.json and "
                               f"model.safetensors from {PUBLISHED} into {folder}")
     config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
-    try:
-        state = load_file(str(weights), device=str(device))
-    except Exception as e:  # a truncated or foreign file
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({e})") from e
+    state = read_file(weights, device)
 
     spatial_state, temporal_state = {}, {}
     stored = {k: state[k] for k in ("shift", "scale") if k in state}
@@ -381,8 +364,9 @@ def load_opensora_vae(folder: str | Path, dtype: torch.dtype = torch.float32,
     with torch.device("meta"):
         spatial = AutoencoderKL(**spatial_config(spatial_state, weights))
         temporal = TemporalVAE(temporal_spec(temporal_state, weights))
-    _load_into(spatial, spatial_state, weights, "spatial VAE")
-    _load_into(temporal, temporal_state, weights, "temporal VAE")
+    # built on the meta device: every tensor comes from the file
+    load_strict(spatial, spatial_state, weights, "the spatial VAE read off its weights", assign=True)
+    load_strict(temporal, temporal_state, weights, "the temporal VAE read off its weights", assign=True)
 
     def vector(name: str, default: tuple[float, ...]) -> torch.Tensor:
         value = stored[name] if name in stored else torch.tensor(config.get(name, default))

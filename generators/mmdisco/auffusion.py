@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import mel
-from .files import CheckpointError
+from ...core.checkpoints import CheckpointError, load_strict, read_file
 from .hifigan import HifiGan, load_hifigan
 
 PUBLISHED = "https://huggingface.co/auffusion/auffusion-full"
@@ -227,20 +226,11 @@ def _adapter(folder: Path) -> ConditionAdapter:
     config = json.loads(config_path.read_text())
     try:
         adapter = ConditionAdapter(int(config["condition_dim"]), int(config["cross_attention_dim"]))
-        state = torch.load(weights, map_location="cpu", weights_only=True)
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{config_path}: not a condition adapter config ({e!r})") from e
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
-        raise CheckpointError(f"{weights}: not a weights-only PyTorch file ({e})") from e
-    expected = adapter.state_dict()
-    if not isinstance(state, dict) or set(state) != set(expected):
-        found = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{weights}: expected the keys {sorted(expected)}, found {found}")
-    for key, value in expected.items():
-        if state[key].shape != value.shape:
-            raise CheckpointError(f"{weights}: {key} is {tuple(state[key].shape)}, {config_path} "
-                                  f"implies {tuple(value.shape)}")
-    adapter.load_state_dict({k: v.float() for k, v in state.items()})
+    state = read_file(weights)
+    load_strict(adapter, {k: v.float() for k, v in state.items()}, weights,
+                f"the condition adapter {config_path} describes")
     return adapter
 
 

@@ -11,7 +11,6 @@ keeps (B, T, C, H, W), which changes nothing but the order of axes.
 from __future__ import annotations
 
 import math
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .files import CheckpointError
+from ...core.checkpoints import CheckpointError, load_strict, read_file
 
 PUBLISHED = "https://huggingface.co/AkioHayakawa/MMDisCo"
 FILE_NAME = "auffusion_videocrafter2_vggsound.pt"
@@ -399,11 +398,8 @@ def load_discriminator(path: str | Path, device: str | torch.device = "cpu") -> 
     if not path.is_file():
         raise FileNotFoundError(f"MMDisCo coupling file {path} not found; download {FILE_NAME} "
                                 f"from {PUBLISHED} and put it there")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as e:  # name the file
-        raise CheckpointError(f"{path} cannot be read as a PyTorch state dict: {e}") from None
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+    sd = read_file(path)
+    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors")
     prefix = "residual_predictor."
     if sd and all(k.startswith(prefix) for k in sd):  # saved from the joint model
@@ -411,16 +407,7 @@ def load_discriminator(path: str | Path, device: str | torch.device = "cpu") -> 
     sizes = sizes_of(sd, path)
     with torch.inference_mode(False):
         model = MultimodalDiscriminator(sizes)
-        want = model.state_dict()
-        missing = sorted(set(want) - set(sd))
-        unexpected = sorted(set(sd) - set(want))
-        if missing or unexpected:
-            raise CheckpointError(f"{path} does not match the discriminator it describes: missing "
-                                  f"{missing[:5]}, unexpected {unexpected[:5]}")
-        for key, tensor in want.items():
-            if sd[key].shape != tensor.shape:
-                raise CheckpointError(f"{path}: '{key}' has shape {tuple(sd[key].shape)}, "
-                                      f"expected {tuple(tensor.shape)}")
-        model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+        load_strict(model, {k: v.float() for k, v in sd.items()}, path,
+                    "the discriminator it describes")
         model = model.to(device).eval().requires_grad_(False)
     return model

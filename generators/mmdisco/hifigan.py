@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .files import CheckpointError
+from ...core.checkpoints import CheckpointError, load_strict, read_file
 
 SLOPE = 0.1
 
@@ -128,20 +127,10 @@ def load_hifigan(folder: str | Path, published: str) -> HifiGan:
         model = HifiGan(config)
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{config_path}: not a HiFi-GAN generator config ({e!r})") from e
-    try:
-        saved = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as e:
-        raise CheckpointError(f"{weights_path}: not a weights-only PyTorch file ({e})") from e
-    if not isinstance(saved, dict) or not isinstance(saved.get("generator"), dict):
+    saved = read_file(weights_path)
+    if not isinstance(saved.get("generator"), dict):
         raise CheckpointError(f"{weights_path}: expected a dict with the key 'generator' (the HiFi-GAN state dict)")
     state = fold_weight_norm(saved["generator"])
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        raise CheckpointError(f"{weights_path}: does not fit {config_path}: missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    load_strict(model, {k: v.float() for k, v in state.items()}, weights_path,
+                f"the HiFi-GAN of {config_path}")
     return model.eval().requires_grad_(False)

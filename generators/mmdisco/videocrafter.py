@@ -19,10 +19,9 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 from open_clip.transformer import TextTransformer
-from safetensors.torch import load_file
 from torch import nn
 
-from .files import CheckpointError
+from ...core.checkpoints import CheckpointError, load_strict, read_file
 from .sampler import EpsModel
 from .videocrafter_unet import INIT_ATTN_HEADS, UNetSizes, VideoUNet
 
@@ -51,19 +50,14 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
                 if path.suffix == ".safetensors" else "")
         raise FileNotFoundError(f"{path} not found: download checkpoints/base_512_v2/model.ckpt "
                                 f"from {PUBLISHED} into {path.parent}{then}")
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path))
-        except Exception as e:  # safetensors raises its own error type for a damaged file
-            raise CheckpointError(f"{path} is not a readable safetensors file: {e}") from e
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path} holds more than weights and cannot be read safely; convert it once with "
-            f"`python scripts/convert_videocrafter2.py {path}` and load model.safetensors") from e
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {e}") from e
+        obj = read_file(path)
+    except CheckpointError as e:
+        if isinstance(e.__cause__, pickle.UnpicklingError):
+            raise CheckpointError(
+                f"{path} holds more than weights and cannot be read safely; convert it once with "
+                f"`python scripts/convert_videocrafter2.py {path}` and load model.safetensors") from e
+        raise
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     elif isinstance(obj, dict) and isinstance(obj.get("module"), dict):
@@ -80,24 +74,6 @@ def part(sd: dict[str, torch.Tensor], prefix: str, source: Path) -> dict[str, to
         raise CheckpointError(f"{source} has no '{prefix}*' weights: not a VideoCrafter2 "
                               f"checkpoint (the official file is at {PUBLISHED})")
     return out
-
-
-def load_strict(module: nn.Module, sd: dict[str, torch.Tensor], source: Path,
-                prefix: str) -> None:
-    """Load every key and shape exactly (onto a meta-built module, by assignment), else
-    name the file and the first offending key."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(sd))
-    extra = sorted(set(sd) - set(own))
-    if missing or extra:
-        what = f"lacks '{prefix}{missing[0]}'" if missing else f"has an unexpected '{prefix}{extra[0]}'"
-        raise CheckpointError(f"{source} {what} ({len(missing)} missing, {len(extra)} "
-                              f"unexpected keys): not a VideoCrafter2 checkpoint of this layout")
-    for key, value in sd.items():
-        if tuple(own[key].shape) != tuple(value.shape):
-            raise CheckpointError(f"{source}: '{prefix}{key}' has shape {tuple(value.shape)}, "
-                                  f"expected {tuple(own[key].shape)} from the rest of the file")
-    module.load_state_dict(sd, strict=True, assign=True)
 
 
 def _need(sd: dict[str, torch.Tensor], key: str, source: Path, prefix: str) -> torch.Tensor:
@@ -146,7 +122,7 @@ def build_text(sd: dict[str, torch.Tensor], source: Path) -> TextTransformer:
             heads=max(1, width // TEXT_HEAD_WIDTH), layers=layers,
             mlp_ratio=need("transformer.resblocks.0.mlp.c_fc.weight").shape[0] / width,
             output_dim=need("text_projection").shape[1])
-    load_strict(tower, sd, source, TEXT)
+    load_strict(tower, sd, source, "VideoCrafter2's text tower", TEXT, assign=True)
     tower.register_buffer("attn_mask", tower.build_causal_mask(), persistent=False)  # was meta
     return tower
 
@@ -171,7 +147,7 @@ def build_vae(sd: dict[str, torch.Tensor], source: Path) -> AutoencoderKL:
     with torch.device("meta"):
         vae = AutoencoderKL(**config)
     converted = convert_ldm_vae_checkpoint({VAE + k: v for k, v in sd.items()}, config)
-    load_strict(vae, converted, source, VAE + "(as diffusers) ")
+    load_strict(vae, converted, source, "VideoCrafter2's VAE", VAE + "(as diffusers) ", assign=True)
     return vae
 
 
@@ -242,7 +218,7 @@ def load_videocrafter2(path: str | Path, dtype: torch.dtype = torch.float32,
     unet_sd = part(sd, UNET, path)
     with torch.device("meta"):
         unet = VideoUNet(unet_sizes(unet_sd, path))
-    load_strict(unet, unet_sd, path, UNET)
+    load_strict(unet, unet_sd, path, "VideoCrafter2's UNet", UNET, assign=True)
     text = build_text(part(sd, TEXT, path), path)
     if text.width != unet.sizes.context_dim:
         raise CheckpointError(f"{path}: the text tower is {text.width} wide but the UNet's "

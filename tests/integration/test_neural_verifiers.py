@@ -134,3 +134,30 @@ def test_a_missing_qwen_folder_says_what_to_put_where(comfy, models):
             ExecutionFailed, match=r"'VideoReward' was not found in models/videoreward/"
                                    r".*huggingface.co/KwaiVGI/VideoReward"):
         comfy.run(graph)
+
+
+def cached(entry: dict) -> set[str]:
+    """The nodes ComfyUI took from its cache in this run."""
+    return {n for kind, data in entry["status"]["messages"] if kind == "execution_cached"
+            for n in data.get("nodes", [])}
+
+
+def test_a_weight_file_replaced_inside_a_videoreward_folder_loads_again(comfy, models):
+    graph = {**score_graph(verifiers=("vr", 0)), **{k: v for k, v in json.loads(json.dumps(QWEN)).items()
+                                                     if k in ("vrl", "vr")}}
+    graph["vr"]["inputs"]["outputs"] = "ta"
+    first = scores_of(comfy.run(graph, timeout=600))
+    graph["score"]["inputs"]["fps"] = 25.0  # the scoring node runs again; the loader need not
+    assert "vrl" in cached(comfy.run(graph, timeout=600))
+    weights = next(models["videoreward"].glob("checkpoint-*")) / "model.pth"
+    original = weights.read_bytes()
+    state = torch.load(weights, weights_only=True)
+    head = next(k for k in state if "rm_head" in k and k.endswith("weight"))
+    state[head] = state[head] * 2  # the same file name and size, other weights
+    try:
+        torch.save(state, weights)
+        graph["score"]["inputs"]["fps"] = 24.0
+        again = comfy.run(graph, timeout=600)
+    finally:
+        weights.write_bytes(original)
+    assert "vrl" not in cached(again) and scores_of(again) != first

@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from comfyui_avits.generators.javisdit import audio_vae as A  # noqa: E402
 from comfyui_avits.generators.javisdit import video_vae as V  # noqa: E402
-from comfyui_avits.generators.javisdit.files import CheckpointError  # noqa: E402
+from comfyui_avits.core.checkpoints import CheckpointError  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import tiny_javisdit_decoders  # noqa: E402
@@ -214,7 +214,7 @@ def test_bad_video_files_say_what_is_wrong(twins, tmp_path):
     state["temporal_vae.decoder.conv_out.conv.weight"] = torch.zeros(4, 16, 3, 3, 3)
     (tmp_path / "wrong").mkdir()
     save_file(state, str(tmp_path / "wrong" / "model.safetensors"))
-    with pytest.raises(CheckpointError, match=r"wrong/model.safetensors.*decoder\.conv_out\.conv\.weight is"):
+    with pytest.raises(CheckpointError, match=r"wrong/model.safetensors.*decoder\.conv_out\.conv\.weight' is"):
         V.load_opensora_vae(tmp_path / "wrong")
     (tmp_path / "other").mkdir()
     save_file({"weight": torch.zeros(2)}, str(tmp_path / "other" / "model.safetensors"))

@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from comfyui_avits.generators.javisdit.files import CheckpointError
+from comfyui_avits.core.checkpoints import CheckpointError
 from comfyui_avits.generators.javisdit.text import (FILE_URL, FOLDER_URL, MAX_TOKENS,
                                                     _HtmlText, clean_caption,
                                                     load_t5, preprocess_prompt)

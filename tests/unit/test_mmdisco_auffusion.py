@@ -19,7 +19,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from comfyui_avits.generators.mmdisco import mel  # noqa: E402
 from comfyui_avits.generators.mmdisco.auffusion import Auffusion, alphas_cumprod, load_auffusion  # noqa: E402
-from comfyui_avits.generators.mmdisco.files import CheckpointError  # noqa: E402
+from comfyui_avits.core.checkpoints import CheckpointError  # noqa: E402
 from comfyui_avits.generators.mmdisco.hifigan import HifiGan  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))

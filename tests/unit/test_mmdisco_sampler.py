@@ -24,7 +24,7 @@ from comfyui_avits.generators.mmdisco import MMDisCoGenerator, load_discriminato
 from comfyui_avits.generators.mmdisco.auffusion import load_auffusion
 from comfyui_avits.generators.mmdisco.discriminator import (PUBLISHED, DiscriminatorSizes,
                                                             MultimodalDiscriminator, sizes_of)
-from comfyui_avits.generators.mmdisco.files import CheckpointError
+from comfyui_avits.core.checkpoints import CheckpointError
 from comfyui_avits.generators.mmdisco.sampler import (AUDIO_COND, AUDIO_NOISE, AUDIO_UNCOND,
                                                       VIDEO_COND, VIDEO_NOISE, VIDEO_UNCOND,
                                                       StepNoise, Text,

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from comfyui_avits.generators.mmdisco.files import CheckpointError
+from comfyui_avits.core.checkpoints import CheckpointError
 from comfyui_avits.generators.mmdisco.videocrafter import (PUBLISHED, TEXT, UNET, VAE,
                                                            VideoCrafter2, load_videocrafter2,
                                                            mmdisco_alphas_cumprod, read_checkpoint)

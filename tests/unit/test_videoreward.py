@@ -20,9 +20,9 @@ from comfyui_avits.core.batch import AVBatch, MediaError
 from comfyui_avits.core.verifier import score
 from comfyui_avits.verifiers import qwen2vl as Q
 from comfyui_avits.verifiers.frames import to_uint8
-from comfyui_avits.verifiers.videoreward import ModelFilesError, VideoReward, load_videoreward
-from comfyui_avits.verifiers.videoreward.checkpoint import (infer_config, merge_lora,
-                                                            read_state_dict)
+from comfyui_avits.verifiers.videoreward import CheckpointError, VideoReward, load_videoreward
+from comfyui_avits.core.checkpoints import read_file
+from comfyui_avits.verifiers.videoreward.checkpoint import infer_config, merge_lora
 from comfyui_avits.verifiers.videoreward.prompt import TEMPLATE, build_prompt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -212,7 +212,7 @@ def test_runs_in_the_dtype_it_was_loaded_in(folder, model):
 # --- checkpoint -------------------------------------------------------------------------------
 
 def test_lora_is_merged_once_at_load(folder, model):
-    state = read_state_dict(next(folder.glob("checkpoint-*")) / "model.pth")
+    state = read_file(next(folder.glob("checkpoint-*")) / "model.pth")
     w0 = state[f"{LAYER}.base_layer.weight"].float()
     a = state[f"{LAYER}.lora_A.default.weight"].float()
     b = state[f"{LAYER}.lora_B.default.weight"].float()
@@ -283,28 +283,28 @@ def test_a_wrong_shape_names_the_file_and_the_key(folder, tmp_path, with_config,
     root = rewrite(folder, tmp_path, lambda s: s.__setitem__(key, torch.zeros(64, 256)))
     if not with_config:
         (root / "config.json").unlink()
-    with pytest.raises(ModelFilesError, match="model.pth") as e:
+    with pytest.raises(CheckpointError, match="model.pth") as e:
         load_videoreward(root, dtype=torch.float32)
     assert key in str(e.value) and "(64, 256)" in str(e.value)
 
 
 def test_missing_or_extra_weights_are_refused(folder, tmp_path):
     root = rewrite(folder, tmp_path, lambda s: s.pop("base_model.model.rm_head.weight"))
-    with pytest.raises(ModelFilesError, match="missing.*rm_head"):
+    with pytest.raises(CheckpointError, match="missing.*rm_head"):
         load_videoreward(root, dtype=torch.float32)
 
 
 def test_missing_files_name_what_is_expected_and_where_to_get_it(folder, tmp_path):
-    with pytest.raises(ModelFilesError, match="model_config.json.*KwaiVGI/VideoReward") as e:
+    with pytest.raises(CheckpointError, match="model_config.json.*KwaiVGI/VideoReward") as e:
         load_videoreward(tmp_path / "nowhere")
     assert str(tmp_path / "nowhere") in str(e.value)
     root = copy_of(folder, tmp_path)
     step = next(root.glob("checkpoint-*"))
     (step / "model.pth").unlink()
-    with pytest.raises(ModelFilesError, match=f"model.pth not found in {step}.*KwaiVGI/VideoReward"):
+    with pytest.raises(CheckpointError, match=f"model.pth not found in {step}.*KwaiVGI/VideoReward"):
         load_videoreward(root)
     shutil.rmtree(step)
-    with pytest.raises(ModelFilesError, match="checkpoint-<N>/ not found"):
+    with pytest.raises(CheckpointError, match="checkpoint-<N>/ not found"):
         load_videoreward(root)
 
 
@@ -312,7 +312,7 @@ def test_unsupported_training_settings_are_refused(folder, tmp_path):
     root = copy_of(folder, tmp_path)
     path = root / "model_config.json"
     path.write_text(path.read_text().replace('"detailed_special"', '"simple"'))
-    with pytest.raises(ModelFilesError, match="prompt_template_type"):
+    with pytest.raises(CheckpointError, match="prompt_template_type"):
         load_videoreward(root)
 
 

@@ -97,12 +97,12 @@ def test_verifier_contract(model):
 
 
 def test_missing_files_name_what_is_expected(folder, tmp_path):
-    with pytest.raises(Q.ModelFilesError, match="config.json.*Qwen/Qwen2-VL-2B-Instruct") as e:
+    with pytest.raises(Q.CheckpointError, match="config.json.*Qwen/Qwen2-VL-2B-Instruct") as e:
         load_vqascore(tmp_path)
     assert str(tmp_path) in str(e.value)
     root = Path(shutil.copytree(folder, tmp_path / "copy"))
     (root / "model.safetensors").unlink()
-    with pytest.raises(Q.ModelFilesError, match=r"\*\.safetensors not found"):
+    with pytest.raises(Q.CheckpointError, match=r"\*\.safetensors not found"):
         load_vqascore(root)
 
 
@@ -110,7 +110,7 @@ def test_other_model_families_are_refused(folder, tmp_path):
     root = Path(shutil.copytree(folder, tmp_path / "copy"))
     config = json.loads((root / "config.json").read_text())
     (root / "config.json").write_text(json.dumps(dict(config, model_type="qwen2_5_vl")))
-    with pytest.raises(Q.ModelFilesError, match="'qwen2_5_vl'.*Qwen2-VL family"):
+    with pytest.raises(Q.CheckpointError, match="'qwen2_5_vl'.*Qwen2-VL family"):
         load_vqascore(root)
 
 

@@ -10,6 +10,7 @@ from typing import Mapping
 
 import torch
 
+from ...core.checkpoints import CheckpointError, load_strict, read_file
 from .package import model_module
 
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
@@ -18,10 +19,6 @@ HEAD_DIM = {"vision": 80, "text": 64, "audio": 64, "depth": 48, "thermal": 64, "
 ImageBind-Huge's (vision 1280 / 16 heads, text 1024 / 16, audio 768 / 12, depth 384 / 8, ...),
 so the published file builds exactly, and a smaller twin has embed dims that are multiples."""
 PUBLISHED = "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth"
-
-
-class CheckpointError(ValueError):
-    """A file that is not an ImageBind checkpoint of a shape this code can build."""
 
 
 def architecture(state: Mapping[str, torch.Tensor]) -> dict:
@@ -55,22 +52,7 @@ def load_imagebind(path: str | Path, device: str | torch.device = "cpu",
     if not path.is_file():
         raise FileNotFoundError(f"no ImageBind checkpoint at {path}; the official weights are "
                                 f"published at {PUBLISHED}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict")
+    state = read_file(path)
     model = model_module().ImageBindModel(**architecture(state))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit the ImageBind architecture its shapes imply: "
-                              f"{str(e).splitlines()[0]} {_first_problem(str(e))}") from None
+    load_strict(model, state, path, "the ImageBind architecture its shapes imply")
     return model.to(device=device, dtype=dtype).eval()
-
-
-def _first_problem(message: str) -> str:
-    lines = [ln.strip() for ln in message.splitlines()[1:] if ln.strip()]
-    return lines[0][:300] if lines else ""

@@ -2,9 +2,9 @@
 and text alignment. Load the published checkpoint folder with ``load_videoreward`` and wrap it
 in ``VideoReward``."""
 
-from ..qwen2vl import ModelFilesError
+from ...core.checkpoints import CheckpointError
 from .model import Qwen2VLReward, VideoRewardModel, load_videoreward
 from .verifier import OUTPUTS, VideoReward
 
-__all__ = ["OUTPUTS", "ModelFilesError", "Qwen2VLReward", "VideoReward", "VideoRewardModel",
+__all__ = ["OUTPUTS", "CheckpointError", "Qwen2VLReward", "VideoReward", "VideoRewardModel",
            "load_videoreward"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import Qwen2VLConfig
 
-from ..qwen2vl import ModelFilesError
+from ...core.checkpoints import CheckpointError
 
 PUBLISHED = "https://huggingface.co/KwaiVGI/VideoReward (now KlingTeam/VideoReward)"
 PUBLISHED_STATS = {"VQ": (3.6757, 2.2476), "MQ": (1.1646, 1.3811), "TA": (2.8105, 2.5121)}
@@ -50,13 +50,13 @@ def locate(folder: str | Path) -> Files:
                    if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
     if not model_config.is_file() or not steps:
         missing = "model_config.json" if not model_config.is_file() else "checkpoint-<N>/"
-        raise ModelFilesError(f"{missing} not found in the VideoReward folder {folder}: it should "
+        raise CheckpointError(f"{missing} not found in the VideoReward folder {folder}: it should "
                               f"hold model_config.json and checkpoint-<N>/model.pth and "
                               f"checkpoint-<N>/tokenizer/, as published at {PUBLISHED}")
     step_dir = steps[-1][1]
     for name in ("model.pth", "tokenizer"):
         if not (step_dir / name).exists():
-            raise ModelFilesError(f"{name} not found in {step_dir}: a VideoReward checkpoint "
+            raise CheckpointError(f"{name} not found in {step_dir}: a VideoReward checkpoint "
                                   f"folder holds model.pth and tokenizer/ as published at {PUBLISHED}")
     qwen = folder / "config.json"
     return Files(folder, model_config, step_dir / "model.pth", step_dir / "tokenizer",
@@ -96,24 +96,16 @@ def read_settings(path: Path) -> Settings:
         enabled = bool(lora.get("lora_enable", True))
         rank, alpha = (int(lora["lora_r"]), float(lora["lora_alpha"])) if enabled else (None, None)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ModelFilesError(f"{path} is not a VideoReward model_config.json ({type(e).__name__}: "
+        raise CheckpointError(f"{path} is not a VideoReward model_config.json ({type(e).__name__}: "
                               f"{e}); the published one is at {PUBLISHED}") from e
     for field, (value, want) in expected.items():
         if value != want:
-            raise ModelFilesError(f"{path}: {field} is {value!r}; only the published VideoReward "
+            raise CheckpointError(f"{path}: {field} is {value!r}; only the published VideoReward "
                                   f"setting {want!r} is supported")
     scale = None
     if enabled:
         scale = alpha / (rank ** 0.5 if lora.get("use_rslora") else rank)
     return Settings(fps, max_pixels, scale, rank, stats)
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """``model.pth`` as tensors only (weights_only), memory-mapped rather than read at once."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # a truncated or foreign file
-        raise ModelFilesError(f"not a readable state dict ({type(e).__name__}: {e})") from e
 
 
 def merge_lora(state: dict[str, torch.Tensor], scale: float, rank: int | None,
@@ -132,18 +124,18 @@ def merge_lora(state: dict[str, torch.Tensor], scale: float, rank: int | None,
     for layer, parts in lora.items():
         if set(parts) != {"A", "B"} or f"{layer}.weight" not in out:
             found = sorted(k for k, _ in parts.values())
-            raise ModelFilesError(f"incomplete LoRA for {layer}: found {found}")
+            raise CheckpointError(f"incomplete LoRA for {layer}: found {found}")
         (a_key, a), (_, b) = parts["A"], parts["B"]
         if rank is not None and a.shape[0] != rank:
-            raise ModelFilesError(f"'{a_key}' has rank {a.shape[0]}, model_config.json says "
+            raise CheckpointError(f"'{a_key}' has rank {a.shape[0]}, model_config.json says "
                                   f"lora_r {rank}")
         w = out[f"{layer}.weight"]
         if b.shape[1] != a.shape[0]:
-            raise ModelFilesError(f"'{a_key}' {tuple(a.shape)} and its lora_B {tuple(b.shape)} "
+            raise CheckpointError(f"'{a_key}' {tuple(a.shape)} and its lora_B {tuple(b.shape)} "
                                   "differ in rank")
         if (b.shape[0], a.shape[1]) != tuple(w.shape):
             base = next(k for k in (f"{layer}.base_layer.weight", f"{layer}.weight") if k in state)
-            raise ModelFilesError(f"'{base}' has shape {tuple(w.shape)}, its LoRA '{a_key}' needs "
+            raise CheckpointError(f"'{base}' has shape {tuple(w.shape)}, its LoRA '{a_key}' needs "
                                   f"{(b.shape[0], a.shape[1])}")
         out[f"{layer}.weight"] = (w.float() + scale * (b.float() @ a.float())).to(dtype)
     return out
@@ -169,7 +161,7 @@ def convert(state: dict[str, torch.Tensor], settings: Settings,
     key it had in the file, for error messages."""
     has_lora = any(".lora_A" in k for k in state)
     if has_lora != (settings.lora_scale is not None):
-        raise ModelFilesError("the weights and model_config.json disagree on whether there is a LoRA")
+        raise CheckpointError("the weights and model_config.json disagree on whether there is a LoRA")
     base = {k.replace(".base_layer.", "."): k for k in state}
     if has_lora:
         state = merge_lora(state, settings.lora_scale, settings.lora_rank, dtype)
@@ -211,6 +203,6 @@ def infer_config(state: dict[str, torch.Tensor]) -> Qwen2VLConfig:
             mlp_ratio=state[f"{v}blocks.0.mlp.fc1.weight"].shape[0] // embed,
             hidden_size=state[f"{v}merger.mlp.2.weight"].shape[0])
     except KeyError as e:
-        raise ModelFilesError(f"the weights have no {e.args[0]!r}: not a Qwen2-VL VideoReward "
+        raise CheckpointError(f"the weights have no {e.args[0]!r}: not a Qwen2-VL VideoReward "
                               "checkpoint") from e
     return Qwen2VLConfig(text_config=text, vision_config=vision)

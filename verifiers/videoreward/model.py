@@ -16,8 +16,8 @@ from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
 from ...core.batch import AVBatch
 from .. import qwen2vl as Q
-from ..qwen2vl import ModelFilesError
-from .checkpoint import Files, Settings, convert, infer_config, locate, read_settings, read_state_dict
+from ...core.checkpoints import CheckpointError, check_keys, read_file
+from .checkpoint import Files, Settings, convert, infer_config, locate, read_settings
 from .prompt import REWARD_TOKENS, build_prompt
 
 
@@ -76,24 +76,16 @@ def _config(files: Files, state: dict[str, torch.Tensor]) -> tuple[Qwen2VLConfig
     try:
         return Qwen2VLConfig.from_pretrained(files.folder, local_files_only=True), str(files.qwen_config)
     except Exception as e:
-        raise ModelFilesError(f"{files.qwen_config} is not a Qwen2-VL config.json: {e}") from e
+        raise CheckpointError(f"{files.qwen_config} is not a Qwen2-VL config.json: {e}") from e
 
 
 def _check_weights(network: nn.Module, state: dict[str, torch.Tensor], origin: dict[str, str],
                    files: Files, source: str) -> None:
     """Every weight present with the shape the network built from ``source`` needs; the error
     names the file and the key as the file spells it."""
-    expected = network.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [origin[k] for k in state if k not in expected]
-    if missing or unexpected:
-        raise ModelFilesError(f"{files.weights} does not match a VideoReward model: missing "
-                              f"{missing[:3]}, unexpected {unexpected[:3]}")
-    for key, want in expected.items():
-        if state[key].shape != want.shape:
-            raise ModelFilesError(
-                f"{files.weights}: '{origin[key]}' has shape {tuple(state[key].shape)}, the model "
-                f"built from {source} needs {tuple(want.shape)}")
+    check_keys({origin.get(k, k): v for k, v in network.state_dict().items()},
+               {origin[k]: v for k, v in state.items()}, files.weights,
+               f"a VideoReward model built from {source}")
 
 
 def load_videoreward(folder: str | Path, dtype: torch.dtype = torch.bfloat16) -> VideoRewardModel:
@@ -105,18 +97,18 @@ def load_videoreward(folder: str | Path, dtype: torch.dtype = torch.bfloat16) ->
     try:
         tokenizer = AutoTokenizer.from_pretrained(files.tokenizer, local_files_only=True)
     except Exception as e:
-        raise ModelFilesError(f"cannot load the tokenizer in {files.tokenizer}: {e}") from e
+        raise CheckpointError(f"cannot load the tokenizer in {files.tokenizer}: {e}") from e
     reward_ids = tuple(Q.token_id(tokenizer, t) for t in REWARD_TOKENS)
     try:
-        state, origin = convert(read_state_dict(files.weights), settings, dtype)
-    except ModelFilesError as e:
-        raise ModelFilesError(f"{files.weights}: {e}") from e
+        state, origin = convert(read_file(files.weights), settings, dtype)
+    except CheckpointError as e:
+        raise CheckpointError(f"{files.weights}: {e}") from e
     config, source = _config(files, state)
     embed = state.get("model.language_model.embed_tokens.weight")
     if embed is not None:  # the vocabulary was resized for the reward tokens after config.json
         config.text_config.vocab_size = embed.shape[0]
         if max(reward_ids) >= embed.shape[0]:
-            raise ModelFilesError(f"the tokenizer in {files.tokenizer} has reward token ids "
+            raise CheckpointError(f"the tokenizer in {files.tokenizer} has reward token ids "
                                   f"{reward_ids} beyond the {embed.shape[0]} embedding rows of "
                                   f"{files.weights}")
     config.video_token_id = Q.token_id(tokenizer, Q.VIDEO_TOKEN)
