@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import tiny_ltx
 import tiny_models
 from comfyctl import REPO, ExecutionFailed
-from graphs import LTX_FRAMES, ltx_search_graph, report_of, run_interrupted, state_path
+from graphs import LTX_FRAMES, ltx_graph, ltx_search_graph, report_of, run_interrupted, state_path
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +71,36 @@ def test_the_shipped_ltx2_workflows_pass_validation_on_tiny_files(comfy, tiny, n
         failed = next(m[1] for m in e.details["status"]["messages"] if m[0] == "execution_error")
         assert failed["node_type"] in {"CheckpointLoaderSimple", "LTXAVTextEncoderLoader",
                                        "LTXVAudioVAELoader"}, failed
+
+
+def saved_latents(comfy, entry: dict, nodes: tuple[str, ...]) -> list:
+    """The tensors SaveLatent wrote for ``nodes``, read back from the output folder."""
+    from safetensors.torch import load_file
+    out = []
+    for node in nodes:
+        saved = entry["outputs"][node]["latents"][0]
+        out.append(load_file(str(comfy.base / "output" / saved["subfolder"] / saved["filename"]))["latent_tensor"])
+    return out
+
+
+@pytest.mark.parametrize("sampler", ["euler", "euler_ancestral"])
+def test_with_the_defaults_the_winner_is_sampler_custom_advanced_with_its_seed_bit_for_bit(comfy, tiny, sampler):
+    """Best-of-3 through the server with the generator's defaults, then the winner's seed in
+    ComfyUI's plain graph: the same video and audio latents, bit for bit."""
+    graph = ltx_search_graph(tiny, "AVITS_BestOfN", state=f"exact-{sampler}", seed=5)
+    del graph["g"]["inputs"]["max_batch"]  # the node's default
+    graph["11"]["inputs"]["sampler_name"] = sampler
+    graph["lv"] = {"class_type": "SaveLatent", "inputs": {"samples": ["15", 0], "filename_prefix": f"exact/{sampler}_search_v"}}
+    graph["la"] = {"class_type": "SaveLatent", "inputs": {"samples": ["15", 1], "filename_prefix": f"exact/{sampler}_search_a"}}
+    entry = comfy.run(graph, timeout=300)
+    report = report_of(entry, "s")
+    winner = next(c for c in report["candidates"] if c["id"] == report["best"])
+    assert 5 <= winner["seed"] < 8
+    plain = ltx_graph(tiny)
+    plain["10"]["inputs"]["noise_seed"] = winner["seed"]
+    plain["11"]["inputs"]["sampler_name"] = sampler
+    plain["lv"] = {"class_type": "SaveLatent", "inputs": {"samples": ["15", 0], "filename_prefix": f"exact/{sampler}_plain_v"}}
+    plain["la"] = {"class_type": "SaveLatent", "inputs": {"samples": ["15", 1], "filename_prefix": f"exact/{sampler}_plain_a"}}
+    reference = comfy.run(plain, timeout=300)
+    for got, want in zip(saved_latents(comfy, entry, ("lv", "la")), saved_latents(comfy, reference, ("lv", "la"))):
+        assert got.shape == want.shape and torch.equal(got, want)

@@ -209,3 +209,14 @@ def test_a_scoring_decoder_scores_the_candidates_and_the_winner_is_decoded_once_
     again = best_of_n(shown, [Mean()], WeightedSum(), BestOfNConfig(3, seed=4))
     assert again.config["decoders"]["winner"] == "scoring_vae (TAEHV)"
     assert again.best_av.video.shape == tae.decode(video).shape
+
+
+def test_the_default_pruning_schedule_runs_on_the_8_step_distilled_ltx_schedule(files):
+    from comfyui_avits.search.aggregation import ARW
+    from comfyui_avits.search.pruning import PrunedBestOfNConfig, pruned_best_of_n
+
+    g = graph(files, "ltx")
+    g.sigmas = torch.tensor([1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0])
+    result = pruned_best_of_n(g.generator(), [Mean()], ARW(), PrunedBestOfNConfig(n=4))
+    assert result.config["schedule"] == [[2, 0.5], [3, 0.4]] and result.config["survivors"] == [2, 1]
+    assert result.nfe == 4 * 2 + 2 * 1 + 1 * 5

@@ -148,3 +148,12 @@ def test_fractions_that_collide_or_steps_out_of_range_are_refused_before_any_wor
     with pytest.raises(SearchError, match=message):
         pruned_best_of_n(gen, VERIFIERS(), ARW(), PrunedBestOfNConfig(4, schedule))
     assert gen.nfe == 0
+
+
+def test_the_default_pruning_schedule_runs_on_the_30_step_toyav():
+    from comfyui_avits.generators.toyav import ToyAVGenerator, ToyTextMatch
+
+    gen = ToyAVGenerator("a large bright red ball bouncing, low whistle", world="continuous")
+    result = pruned_best_of_n(gen, [ToyTextMatch()], ARW(), PrunedBestOfNConfig(n=4))
+    assert gen.steps == 30 and result.config["schedule"] == [[6, 0.5], [10, 0.4]]
+    assert result.nfe == 4 * 6 + 2 * 4 + 1 * 20
