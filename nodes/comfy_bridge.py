@@ -102,9 +102,8 @@ class ComfyAVGenerator:
             raise ValueError(f"winner_decoder must be one of {WINNER_DECODERS}, got '{winner_decoder}'")
         self.guider, self.sampler, self.vae, self.audio_vae = guider, sampler, vae, audio_vae
         self.scoring_vae = scoring_vae
-        score = f"scoring_vae ({_vae_name(scoring_vae)})" if scoring_vae is not None else f"vae ({_vae_name(vae)})"
-        self.decoders = {"score": score, "winner": f"vae ({_vae_name(vae)})"
-                         if winner_decoder == "vae" else score}
+        self._winner_vae = scoring_vae if winner_decoder == "scoring_vae" and scoring_vae else vae
+        self.decoders = {"score": self._label(scoring_vae or vae), "winner": self._label(self._winner_vae)}
         self.schedule = sigmas.detach().float().cpu()
         self.latent = latent
         self._samples = comfy.sample.fix_empty_latent_channels(
@@ -312,8 +311,11 @@ class ComfyAVGenerator:
 
     def decode_winner(self, states: list) -> AVBatch:
         """The winner's clip as the node outputs it (``decoders["winner"]``)."""
-        return self._decode(states, self.vae if self.decoders["winner"].startswith("vae") else
-                            self.scoring_vae)
+        return self._decode(states, self._winner_vae)
+
+    def _label(self, vae) -> str:
+        """How the report names a decoder: the input it came in on and its class."""
+        return f"{'scoring_vae' if vae is self.scoring_vae else 'vae'} ({_vae_name(vae)})"
 
     def _decode(self, states: list, vae) -> AVBatch:
         parts = _parts(_cat([_latent(s) for s in states]))
