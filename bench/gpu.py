@@ -192,12 +192,15 @@ def measure(name: str, tiny: bool, device: str) -> dict[str, float]:
             sync()
             out[f"decode_{label}_s"] = time.perf_counter() - t
             out[f"decode_{label}_peak_gb"] = peak_gb()
-    del patcher, guider, vae, audio_vae, scoring
-    gc.collect()
+    return out
+
+
+def release() -> None:
+    """Free one model's weights before the next is built."""
     import comfy.model_management
+    gc.collect()
     comfy.model_management.unload_all_models()
     comfy.model_management.soft_empty_cache()
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Best-of-{N} per candidate, {where}")
     for name in SETTINGS:
         got = measure(name, args.dry_run, device)
+        release()
         base = got["SamplerCustomAdvanced_s_per_candidate"]
         print(f"{name}: build {got['build_s']:.0f} s")
         print(f"  SamplerCustomAdvanced  {base:8.2f} s/candidate  peak {got['SamplerCustomAdvanced_peak_gb']:.1f} GiB")

@@ -23,7 +23,10 @@ def resolve_step(what: str, value: Step, steps: int, lowest: int) -> int:
     if value != int(value):
         raise SearchError(f"{what} {value:g} is neither a whole step nor a fraction between 0 "
                           "and 1 of the schedule")
-    return int(finite(what, int(value), lowest, steps - 1, integer=True, error=SearchError))
+    if not lowest <= value <= steps - 1:
+        raise SearchError(f"{what} {value:g} must lie in the schedule's steps {lowest}..{steps - 1} "
+                          "(or be a fraction between 0 and 1 of it)")
+    return int(value)
 
 
 def resolve_steps(what: str, values: Sequence[Step], steps: int, lowest: int = 1) -> list[int]:
