@@ -31,6 +31,19 @@ def comfy(tmp_path_factory) -> ComfyServer:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def tiny_files(comfy) -> dict[str, Path]:
+    """Every tiny twin (scripts/tiny_models) in the server's models folder, written once for the
+    session: {name: path}, the LTX-2 files under ltx_*, H3's under h3_*."""
+    import tiny_models
+    return tiny_models.write_all(comfy.base / "models")
+
+
+def ltx_files(tiny_files: dict[str, Path]) -> dict[str, Path]:
+    """The tiny LTX-2 files by the names scripts/tiny_ltx.py gives them."""
+    return {k.removeprefix("ltx_"): v for k, v in tiny_files.items() if k.startswith("ltx_")}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On a failure in a test that used the server, attach the server log's tail."""

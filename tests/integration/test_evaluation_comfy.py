@@ -154,15 +154,13 @@ def test_refused_workflow_leaves_no_row(comfy, tmp_path):
     assert results.rows == {} and len(results.path.read_text().splitlines()) == 1
 
 
-def agreement_config(tmp: Path, comfy, generator: str = "g") -> Path:
+def agreement_config(tmp: Path, comfy, tiny_files, generator: str = "g") -> Path:
     """The tiny LTX-AV Best-of-4 graph, scored by a tiny VideoReward through the tiny taeltx_2,
     checked against the same seeds scored through the full VAE."""
-    import tiny_ltx
-    import tiny_models
+    from conftest import ltx_files
     from graphs import ltx_search_graph
 
-    tiny_models.write_all(comfy.base / "models")
-    graph = ltx_search_graph(tiny_ltx.write(comfy.base / "models"), "AVITS_BestOfN",
+    graph = ltx_search_graph(ltx_files(tiny_files), "AVITS_BestOfN",
                              state=f"agree-{uuid.uuid4().hex[:8]}")
     graph["tae"] = {"class_type": "VAELoader", "inputs": {"vae_name": "taeltx_2.safetensors"}}
     graph["g"]["inputs"].update(scoring_vae=["tae", 0], max_batch=1)
@@ -199,8 +197,8 @@ overrides = {{ "s.n" = 4 }}
     return path
 
 
-def test_decoder_agreement_runs_against_the_server(comfy, tmp_path):
-    path = agreement_config(tmp_path, comfy)
+def test_decoder_agreement_runs_against_the_server(comfy, tiny_files, tmp_path):
+    path = agreement_config(tmp_path, comfy, tiny_files)
     assert cli.main([str(path), "--no-progress"]) == 0
     rows = [json.loads(line) for line in results_file(path).read_text().splitlines()][1:]  # header
     assert len(rows) == 3 * 2 and all(r["method_kind"] == "decoder_agreement" for r in rows)
@@ -213,7 +211,7 @@ def test_decoder_agreement_runs_against_the_server(comfy, tmp_path):
     assert "| spearman | 3 |" in table and "| top1 | 3 |" in table and "[" in table
 
 
-def test_decoder_agreement_needs_a_generator_with_a_scoring_vae(comfy, tmp_path, capsys):
-    path = agreement_config(tmp_path, comfy, generator="s")
+def test_decoder_agreement_needs_a_generator_with_a_scoring_vae(comfy, tiny_files, tmp_path, capsys):
+    path = agreement_config(tmp_path, comfy, tiny_files, generator="s")
     assert cli.main([str(path), "--no-progress"]) == 2
     assert "compare_decoders" in capsys.readouterr().err and not results_file(path).exists()

@@ -11,7 +11,6 @@ import av
 import pytest
 from safetensors.torch import load_file, save_file
 
-import tiny_models
 from comfyctl import REPO, ExecutionFailed
 from graphs import moved_away, report_of, run_interrupted, state_path
 
@@ -21,8 +20,8 @@ SEARCH, SAVE = "14", "16"
 
 
 @pytest.fixture(scope="module")
-def models(comfy):
-    return tiny_models.write_all(comfy.base / "models")
+def models(tiny_files):
+    return tiny_files
 
 
 def shipped(name: str, state: str, steps: int = 3, **search) -> dict:

@@ -9,18 +9,16 @@ import json
 import pytest
 import torch
 
-import tiny_ltx
-import tiny_models
 from comfyctl import REPO, ExecutionFailed
+from conftest import ltx_files
 from graphs import LTX_FRAMES, ltx_graph, ltx_search_graph, report_of, run_interrupted, state_path
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def tiny(comfy):
-    tiny_models.write_all(comfy.base / "models")
-    return tiny_ltx.write(comfy.base / "models")
+def tiny(tiny_files):
+    return ltx_files(tiny_files)
 
 
 @pytest.mark.parametrize("search", ["AVITS_BestOfN", "AVITS_EvoSearch"])

@@ -8,7 +8,6 @@ import json
 import av
 import pytest
 
-import tiny_models
 from comfyctl import REPO
 from graphs import report_of, run_interrupted, state_path
 
@@ -18,8 +17,8 @@ SEARCH, SAVE = "9", "11"
 
 
 @pytest.fixture(scope="module")
-def models(comfy):
-    return tiny_models.write_all(comfy.base / "models")
+def models(tiny_files):
+    return tiny_files
 
 
 def shipped(state: str, steps: int = 2, **search) -> dict:

@@ -11,7 +11,6 @@ import json
 
 import pytest
 
-import tiny_models
 from comfyctl import REPO
 from graphs import report_of
 
@@ -19,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def tiny(comfy):
-    return tiny_models.write_all(comfy.base / "models")
+def tiny(tiny_files):
+    return tiny_files
 
 
 def shipped(name: str) -> dict:

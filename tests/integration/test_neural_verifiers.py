@@ -8,7 +8,6 @@ import json
 import pytest
 import torch
 
-import tiny_models
 from comfyctl import ExecutionFailed, QueueRejected
 from graphs import load, moved_away, report_of
 
@@ -16,8 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def models(comfy):
-    return tiny_models.write_all(comfy.base / "models")
+def models(tiny_files):
+    return tiny_files
 
 
 IMAGEBIND = {"ib": {"class_type": "AVITS_ImageBindLoader",

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-import tiny_models
 from comfyctl import REPO
 from graphs import arw_file, load, ltx_search_graph, report_of, run_interrupted, state_path
 
@@ -16,8 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def models(comfy):
-    return tiny_models.write_all(comfy.base / "models")
+def models(tiny_files):
+    return tiny_files
 
 
 def check(report: dict, n: int, steps: int, schedule: list[tuple[int, float]]) -> None:

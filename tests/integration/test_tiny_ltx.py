@@ -12,13 +12,14 @@ from PIL import Image
 
 import tiny_ltx
 from comfyctl import ExecutionFailed
+from conftest import ltx_files
 from graphs import LTX_FRAMES as FRAMES, LTX_SIDE as SIDE, ltx_graph
 
 pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
-def tiny(comfy) -> dict[str, Path]:
-    return tiny_ltx.write(comfy.base / "models")
+def tiny(tiny_files) -> dict[str, Path]:
+    return ltx_files(tiny_files)
 
 
 def _saved(comfy, item: dict) -> Path:
