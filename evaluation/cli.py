@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run on a local Ray with this many workers (needs ray)")
     parser.add_argument("--ray-address", default=None, help="join this Ray cluster")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--fresh", action="store_true",
+                        help="ignore earlier results: set results.jsonl aside and run everything")
     args = parser.parse_args(argv)
     for path in args.configs:
         code = evaluate(path, args)
@@ -83,7 +85,7 @@ def evaluate(path: Path, args: argparse.Namespace) -> int:
         if args.workers or args.ray_address:
             from .ray_backend import check_backend
             check_backend(config)
-        results = Results(config.output / "results.jsonl", _fingerprint(path))
+        results = Results(config.output / "results.jsonl", _fingerprint(path), fresh=args.fresh)
     except (config_mod.ConfigError, ResultsError, ConnectionError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2

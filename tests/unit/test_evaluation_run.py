@@ -147,3 +147,57 @@ def test_the_shared_arw_sees_every_candidate_and_per_prompt_arms_do_not(tmp_path
     assert all(r["history_size"] == 0 for r in rows if r["aggregator"] == "weighted_sum")
     assert (tmp_path / "out" / "tables.md").read_text().count("naive") >= 1
     assert (tmp_path / "out" / "clips" / "p0000_s0_naive.mp4").stat().st_size > 1000
+
+
+SMALL = QUICK.replace("n = [2, 4]", "n = [2]").replace("count = 3", "count = 2").replace(
+    'aggregators = ["arw_shared", "weighted_sum"]', 'aggregators = ["weighted_sum"]')
+
+
+def header(path: Path) -> dict:
+    return json.loads(path.read_text().splitlines()[0])["header"]
+
+
+def test_results_of_another_code_version_are_refused_and_fresh_recomputes_them(tmp_path):
+    from comfyui_avits.evaluation import cli
+    from comfyui_avits.evaluation.results import code_version
+
+    config = write(tmp_path, SMALL)
+    rows = tmp_path / "out" / "results.jsonl"
+    assert cli.main([str(config), "--no-progress"]) == 0
+    assert header(rows) == {"config": header(rows)["config"], "code": code_version()}
+    total = len(rows.read_text().splitlines()) - 1
+    lines = rows.read_text().splitlines()  # as if an older version of the code had written them
+    lines[0] = json.dumps({"header": {**header(rows), "code": "0" * 16}})
+    stale = "\n".join(lines) + "\n"
+    rows.write_text(stale)
+    assert cli.main([str(config), "--no-progress"]) == 2
+    assert rows.read_text() == stale  # refused, nothing resumed or lost
+    assert cli.main([str(config), "--no-progress", "--fresh"]) == 0
+    assert header(rows)["code"] == code_version() and len(rows.read_text().splitlines()) - 1 == total
+    assert (tmp_path / "out" / "results.jsonl.previous").read_text() == stale
+
+
+def test_fresh_runs_every_search_again(tmp_path, capsys):
+    from comfyui_avits.evaluation import cli
+
+    config = write(tmp_path, SMALL)
+    assert cli.main([str(config), "--no-progress"]) == 0
+    total = len((tmp_path / "out" / "results.jsonl").read_text().splitlines()) - 1
+    capsys.readouterr()
+    assert cli.main([str(config), "--no-progress"]) == 0
+    assert "0 searches run" in capsys.readouterr().out
+    assert cli.main([str(config), "--no-progress", "--fresh"]) == 0
+    assert f"{total} searches run" in capsys.readouterr().out
+
+
+def test_the_code_version_follows_the_code(tmp_path):
+    import shutil
+
+    from comfyui_avits.evaluation.results import PACK, code_version
+
+    copy = tmp_path / "pack"
+    for package in ("core", "search", "generators", "verifiers", "evaluation"):
+        shutil.copytree(PACK / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_version(copy) == code_version()
+    (copy / "search" / "engine.py").write_text((copy / "search" / "engine.py").read_text() + "\n# changed\n")
+    assert code_version(copy) != code_version()
