@@ -153,6 +153,16 @@ def _improvement(means: np.ndarray, naive: np.ndarray, signs: np.ndarray) -> np.
     return np.where(naive == 0, np.nan, out)
 
 
+def _improvement_in_spreads(means: np.ndarray, naive: np.ndarray, spread: np.ndarray,
+                            signs: np.ndarray) -> np.ndarray:
+    """(m - m_naive) / s_naive * 100, positive = better, where s_naive is the naive metric's
+    spread across prompts (the standard deviation of its per-prompt means): a scale that does
+    not explode where the naive mean is near 0; NaN where the naive metric does not vary."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = signs * (means - naive) / spread * 100.0
+    return np.where(spread > 0, out, np.nan)
+
+
 def _mean_defined(values: np.ndarray, columns: list[int]) -> np.ndarray:
     """The mean over ``columns`` of the last axis, skipping NaN (undefined) entries."""
     part = values[..., columns]
@@ -172,10 +182,12 @@ def _groups(metrics: dict[str, MetricInfo]) -> dict[str, list[int]]:
 
 
 def _paired_improvements(arms: list[Arm], naive: Arm, metrics: dict[str, MetricInfo],
-                         bootstrap: int, seed: int
+                         bootstrap: int, seed: int, scale: str = "relative"
                          ) -> tuple[int, list[tuple[np.ndarray, np.ndarray]]]:
     """Per arm: (point [M], replicates [B, M]) of the improvement over naive, every arm and naive
-    resampled on the same prompts (those they all share); also the number of shared prompts."""
+    resampled on the same prompts (those they all share); also the number of shared prompts.
+    ``scale``: "relative" (the paper's, per cent of the naive mean) or "spread" (per cent of
+    the naive spread across the shared prompts, held fixed in the replicates)."""
     shared = sorted(set(naive.prompts).intersection(*(a.prompts for a in arms)))
     if not shared:
         raise ValueError(f"{', '.join(a.label for a in arms)} and the naive arm share no prompt")
@@ -183,11 +195,17 @@ def _paired_improvements(arms: list[Arm], naive: Arm, metrics: dict[str, MetricI
     idx = bootstrap_indices(len(shared), bootstrap, seed)
     base = naive.at(shared)
     base_point, base_reps = base.mean(axis=0), base[idx].mean(axis=1)
+    spread = base.std(axis=0)
+
+    def improve(means: np.ndarray, naive_means: np.ndarray) -> np.ndarray:
+        if scale == "spread":
+            return _improvement_in_spreads(means, naive_means, spread, signs)
+        return _improvement(means, naive_means, signs)
+
     out = []
     for arm in arms:
         x = arm.at(shared)
-        out.append((_improvement(x.mean(axis=0), base_point, signs),
-                    _improvement(x[idx].mean(axis=1), base_reps, signs)))
+        out.append((improve(x.mean(axis=0), base_point), improve(x[idx].mean(axis=1), base_reps)))
     return len(shared), out
 
 
@@ -242,6 +260,8 @@ def summarize(rows: list[dict], metrics: dict[str, MetricInfo], bootstrap: int =
             shared, [(point, reps)] = _paired_improvements([arm], naive, metrics, bootstrap, seed)
             entry["improvement"], entry["groups"] = _with_groups(point, reps, metrics)
             entry["paired_prompts"] = shared
+            _, [(point, reps)] = _paired_improvements([arm], naive, metrics, bootstrap, seed, "spread")
+            entry["improvement_spread"], entry["groups_spread"] = _with_groups(point, reps, metrics)
         out_arms.append(entry)
     searches = sorted((a for a in arms if a is not naive),
                       key=lambda a: KIND_ORDER.get(a.kind, len(KIND_ORDER)))
@@ -302,6 +322,21 @@ def _has_na(cells: Iterable[Interval]) -> bool:
     return any(c["value"] is None for c in cells)
 
 
+IMPROVEMENT_TABLES = (
+    ("## Improvement over naive (%)",
+     "(m - m_naive) / |m_naive| × 100 (the paper's), sign flipped for ↓ metrics (positive = "
+     "better); groups average their metrics, Overall averages all; paired bootstrap. Near a "
+     "naive mean of 0 one metric can swing Overall by hundreds of points: see the next table.",
+     ""),
+    ("## Improvement over naive in naive spreads (%)",
+     "(m - m_naive) / s_naive × 100, where s_naive is the naive metric's standard deviation "
+     "across prompts: every metric on the scale of how much it varies, so none explodes near "
+     "zero; sign flipped for ↓ metrics; groups and Overall average as above.",
+     "_spread"),
+)
+"""(heading, how it is computed, the summary keys' suffix) of each improvement table."""
+
+
 def markdown(summary: dict, metrics: dict[str, MetricInfo]) -> str:
     """tables.md: means, Improvement %, cost and comparisons, each selection metric starred."""
     names, sel, groups = summary["metrics"], summary["selected"], list(summary["groups"])
@@ -317,15 +352,14 @@ def markdown(summary: dict, metrics: dict[str, MetricInfo]) -> str:
                                *(fmt_interval(a["means"][m]) for m in names)]
                               for a in summary["arms"]])
     lines += _notes(summary, False)
-    lines += ["## Improvement over naive (%)", "",
-              ("(m - m_naive) / |m_naive| × 100, sign flipped for ↓ metrics (positive = better); "
-               "groups average their metrics, Overall averages all; paired bootstrap."), ""]
-    lines += _markdown_table(["method", "aggregator", *g_heads, *m_heads],
-                             [[a["method"], a["aggregator"],
-                               *(fmt_interval(a["groups"][g], True) for g in groups),
-                               *(fmt_interval(a["improvement"][m], True) for m in names)]
-                              for a in searches])
-    lines += _notes(summary, any(_has_na(a["improvement"].values()) for a in searches))
+    for title, note, scale in IMPROVEMENT_TABLES:
+        lines += [title, "", note, ""]
+        lines += _markdown_table(["method", "aggregator", *g_heads, *m_heads],
+                                 [[a["method"], a["aggregator"],
+                                   *(fmt_interval(a["groups" + scale][g], True) for g in groups),
+                                   *(fmt_interval(a["improvement" + scale][m], True) for m in names)]
+                                  for a in searches])
+        lines += _notes(summary, any(_has_na(a["improvement" + scale].values()) for a in searches))
     lines += ["## Cost", ""]
     lines += _markdown_table(["method", "aggregator", "prompts", "runs", "NFE / sample",
                               "wall s / sample", "candidates / sample"],
@@ -381,12 +415,12 @@ def csv_tables(summary: dict, metrics: dict[str, MetricInfo]) -> dict[str, list[
         "means": [ARM_COLUMNS + ["selection", "prompts", *_interval_columns(m_heads)]] + [
             _arm_cells(a) + ["+".join(a["selection"]), str(a["prompts"]),
                              *_interval_cells([a["means"][m] for m in names])] for a in arms],
-        "improvement": [ARM_COLUMNS + ["selection", "paired prompts",
-                                       *_interval_columns(g_heads + m_heads)]] + [
+        **{"improvement" + scale: [ARM_COLUMNS + ["selection", "paired prompts",
+                                                 *_interval_columns(g_heads + m_heads)]] + [
             _arm_cells(a) + ["+".join(a["selection"]), str(a["paired_prompts"]),
-                             *_interval_cells([a["groups"][g] for g in groups]
-                                              + [a["improvement"][m] for m in names])]
-            for a in searches],
+                             *_interval_cells([a["groups" + scale][g] for g in groups]
+                                              + [a["improvement" + scale][m] for m in names])]
+            for a in searches] for _, _, scale in IMPROVEMENT_TABLES},
         "cost": [ARM_COLUMNS + ["prompts", "runs", "nfe per sample", "wall s per sample",
                                 "candidates per sample"]] + [
             _arm_cells(a) + [str(a["prompts"]), str(a["runs"]), _num(a["nfe"]),
@@ -403,7 +437,8 @@ def csv_tables(summary: dict, metrics: dict[str, MetricInfo]) -> dict[str, list[
 
 def write_tables(rows: list[dict], metrics: dict[str, MetricInfo], out_dir: str | Path,
                  bootstrap: int = BOOT, seed: int = SEED) -> dict[str, Path]:
-    """tables.md, means.csv, improvement.csv, cost.csv and comparisons.csv in ``out_dir``."""
+    """tables.md, means.csv, improvement.csv, improvement_spread.csv, cost.csv and
+    comparisons.csv in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows, metrics, bootstrap, seed)

@@ -149,13 +149,13 @@ def read_csv(path):
 
 def test_tables_are_written_with_selection_metrics_marked(tmp_path):
     paths = write_tables(make_rows(), METRICS, tmp_path, bootstrap=200)
-    assert set(paths) == {"tables", "means", "improvement", "cost", "comparisons"}
+    assert set(paths) == {"tables", "means", "improvement", "improvement_spread", "cost", "comparisons"}
     md = paths["tables"].read_text()
     headers = [line for line in md.splitlines() if line.startswith(("| method", "| A "))]
-    assert len(headers) == 4
-    for h in headers[:2] + headers[3:]:  # every table with metric columns
+    assert len(headers) == 5
+    for h in headers[:3] + headers[4:]:  # every table with metric columns
         assert "text_match*" in h and "sync_error_s ↓" in h and "sync_error_s ↓*" not in h
-    assert md.count("* also used for selection: reward hacking possible") == 3
+    assert md.count("* also used for selection: reward hacking possible") == 4
     assert "+40.0 [" in md and "+32.5 [" in md
     for name in ("means", "improvement", "comparisons"):
         head = read_csv(paths[name])[0]
@@ -243,3 +243,26 @@ def test_gallery(tmp_path):
     assert html.count("<h2>") == 3 and "selected on: text_match" in html
     first = write_gallery(make_rows(), METRICS, tmp_path / "one", first=1).read_text()
     assert first.count("<h2>") == 1 and first.count("<video") == 3
+
+
+def test_the_improvement_in_naive_spreads_matches_a_hand_computation(summary):
+    """(m - m_naive) / s_naive * 100 with s_naive the population std of the naive per-prompt
+    means (0.4, 0.5, 0.6 and 0.2, 0.3, 0.1): finite where the relative one would swing."""
+    naive_tm, naive_sync = np.array([0.4, 0.5, 0.6]), np.array([0.2, 0.3, 0.1])
+    s_tm, s_sync = naive_tm.std(), naive_sync.std()
+    bon = arm(summary, "best_of_n[n=4]")
+    want_tm = ((0.6 + 0.7 + 0.8) / 3 - naive_tm.mean()) / s_tm * 100
+    want_sync = -((0.15 + 0.2 + 0.1) / 3 - naive_sync.mean()) / s_sync * 100
+    assert bon["improvement_spread"]["text_match"]["value"] == pytest.approx(want_tm)
+    assert bon["improvement_spread"]["sync_error_s"]["value"] == pytest.approx(want_sync)
+    assert bon["groups_spread"]["overall"]["value"] == pytest.approx((want_tm + want_sync) / 2)
+    lo, hi = bon["improvement_spread"]["text_match"]["lo"], bon["improvement_spread"]["text_match"]["hi"]
+    assert lo <= want_tm <= hi
+
+
+def test_both_improvement_tables_are_written(tmp_path):
+    paths = write_tables(make_rows(), METRICS, tmp_path, bootstrap=100)
+    text = paths["tables"].read_text()
+    assert "## Improvement over naive (%)" in text and "## Improvement over naive in naive spreads (%)" in text
+    rows = list(csv.reader(open(paths["improvement_spread"])))
+    assert rows[0][:4] == ["method", "aggregator", "method_kind", "n"] and len(rows) == 4
