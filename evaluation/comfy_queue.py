@@ -96,7 +96,7 @@ class Workflow:
         for node, name in self.prompt_inputs:
             g[node]["inputs"][name] = task.prompt
         for node, name in self.seed_inputs:
-            g[node]["inputs"][name] = task.seed
+            g[node]["inputs"][name] = task.draw
         return g
 
 

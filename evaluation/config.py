@@ -89,6 +89,9 @@ class EvalConfig:
     aggregator_specs: dict[str, tuple[str, dict | None]] = field(default_factory=dict)
     """label -> (aggregator name, its own weights or None for the config's)."""
     comfyui: ComfyUI | None = None
+    seed_per_prompt: bool = False
+    """Each prompt draws from its own seeds (derived from the prompt and the config's seed), so a
+    baseline is not one lucky draw shared by every prompt."""
     gallery: int = 4
     bootstrap: int = 2000
 
@@ -179,7 +182,7 @@ def parse(raw: dict, source: Path) -> EvalConfig:
     top = _take(raw, "top level", {
         "name": str, "output": str, "seeds": list, "prompts": dict, "generator": dict,
         "selection": dict, "metrics": dict, "methods": list, "aggregators": list, "weights": dict,
-        "arw": dict, "comfyui": dict, "gallery": int, "bootstrap": int})
+        "arw": dict, "comfyui": dict, "gallery": int, "bootstrap": int, "seed_per_prompt": bool})
     base = source.parent
     for key in ("prompts", "generator", "selection", "methods"):
         if key not in top:
@@ -245,7 +248,8 @@ def parse(raw: dict, source: Path) -> EvalConfig:
         methods=methods, aggregators=tuple(aggregators), aggregator_specs=specs,
         weights={k: float(v) for k, v in top["weights"].items()} if "weights" in top else None,
         arw=_take(top.get("arw", {}), "arw", {"lr": (float, int), "iters": int, "optimizer": str}),
-        comfyui=comfy, gallery=top.get("gallery", 4), bootstrap=top.get("bootstrap", 2000))
+        comfyui=comfy, seed_per_prompt=top.get("seed_per_prompt", False),
+        gallery=top.get("gallery", 4), bootstrap=top.get("bootstrap", 2000))
 
 
 def _entry(e: Any, i: int) -> dict:

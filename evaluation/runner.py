@@ -5,6 +5,7 @@ generators and verifiers; the ComfyUI backend queues a user's workflow on runnin
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass
@@ -20,13 +21,15 @@ Progress = Callable[[int], None]
 
 @dataclass(frozen=True)
 class Task:
-    """One search to run and record."""
+    """One search to run and record: ``seed`` is the config's, ``draw`` the seed the search
+    starts from (the same, or the prompt's own: ``prompt_seed``)."""
 
     method: Method
     aggregator: str
     prompt_index: int
     prompt: str
     seed: int
+    draw: int
 
     @property
     def arm(self) -> str:
@@ -37,9 +40,14 @@ class Task:
         return f"{self.arm}/p{self.prompt_index:04d}/s{self.seed}"
 
 
+def prompt_seed(prompt: str, seed: int) -> int:
+    """A prompt's own seed for the config's ``seed`` (31 bits, the same on every machine)."""
+    return int.from_bytes(hashlib.sha256(f"{prompt}\n{seed}".encode()).digest()[:4], "big") >> 1
+
+
 def tasks(config: EvalConfig, prompts: list[str]) -> list[Task]:
-    return [Task(m, a, i, p, s) for m, a in config.arms() for i, p in enumerate(prompts)
-            for s in config.seeds]
+    return [Task(m, a, i, p, s, prompt_seed(p, s) if config.seed_per_prompt else s)
+            for m, a in config.arms() for i, p in enumerate(prompts) for s in config.seeds]
 
 
 def clip_name(prompt_index: int, seed: int, arm: str) -> str:
@@ -115,20 +123,20 @@ class InProcess:
         m = task.method
         t0 = time.perf_counter()
         if m.kind == "naive":
-            result = s.naive(gen, self.verifiers, aggregator, seed=task.seed)
+            result = s.naive(gen, self.verifiers, aggregator, seed=task.draw)
         elif m.kind == "best_of_n":
-            result = s.best_of_n(gen, self.verifiers, aggregator, s.BestOfNConfig(m.options["n"], task.seed))
+            result = s.best_of_n(gen, self.verifiers, aggregator, s.BestOfNConfig(m.options["n"], task.draw))
         elif m.kind == "pruned_best_of_n":
-            config = PrunedBestOfNConfig(m.options["n"], tuple(m.options["schedule"]), task.seed)
+            config = PrunedBestOfNConfig(m.options["n"], tuple(m.options["schedule"]), task.draw)
             result = pruned_best_of_n(gen, self.verifiers, aggregator, config)
         elif m.kind == "particles":
             opts = {k: tuple(v) if isinstance(v, list) else v for k, v in m.options.items()}
-            result = particle_search(gen, self.verifiers, aggregator, ParticleConfig(seed=task.seed, **opts))
+            result = particle_search(gen, self.verifiers, aggregator, ParticleConfig(seed=task.draw, **opts))
         elif m.kind == "x0_correlation":
             return self._correlation(task, aggregator)
         else:
             opts = {k: tuple(v) if isinstance(v, list) else v for k, v in m.options.items()}
-            result = s.evosearch(gen, self.verifiers, aggregator, s.EvoSearchConfig(seed=task.seed, **opts))
+            result = s.evosearch(gen, self.verifiers, aggregator, s.EvoSearchConfig(seed=task.draw, **opts))
         wall = time.perf_counter() - t0 - result.timings.get("oracle", 0.0)
         metrics = dict(result.best.oracle or {}) if self.config.metrics_oracle else {}
         for v in self.metric_verifiers:
@@ -153,7 +161,7 @@ class InProcess:
         from ..core import verifier as verifier_api
         gen = self.generator(task.prompt)
         n, marks = task.method.options["n"], sorted(task.method.options["steps"])
-        seeds = [task.seed + i for i in range(n)]
+        seeds = [task.draw + i for i in range(n)]
         states, at, inter = gen.initial_noise(seeds), 0, {}
         t0 = time.perf_counter()
         for k in marks:
@@ -179,7 +187,7 @@ def _row(task: Task, config: EvalConfig, metrics: dict, nfe: int, wall: float, c
     sigmas = aggregator.sigmas() if aggregator is not None and hasattr(aggregator, "sigmas") else None
     naive_clip = clip_name(task.prompt_index, task.seed, "naive/-") if clip else None
     return {"key": task.key, "arm": task.arm, "prompt_index": task.prompt_index,
-            "prompt": task.prompt, "seed": task.seed, "method": task.method.label,
+            "prompt": task.prompt, "seed": task.seed, "draw": task.draw, "method": task.method.label,
             "method_kind": "naive" if task.method.label == "naive" else task.method.kind,
             "n": task.method.options.get("n"), "aggregator": task.aggregator,
             "selection": list(config.selection), "metrics": metrics, "rewards": rewards,

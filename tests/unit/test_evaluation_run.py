@@ -201,3 +201,42 @@ def test_the_code_version_follows_the_code(tmp_path):
     assert code_version(copy) == code_version()
     (copy / "search" / "engine.py").write_text((copy / "search" / "engine.py").read_text() + "\n# changed\n")
     assert code_version(copy) != code_version()
+
+
+NAIVE_ONLY = """
+name = "naive"
+output = "out"
+seeds = [0]
+gallery = 0
+bootstrap = 50
+[prompts]
+set = "toyav_continuous"
+count = 6
+[generator]
+kind = "toyav"
+world = "continuous"
+steps = 10
+[selection]
+verifiers = ["toy_text_match"]
+[[methods]]
+kind = "naive"
+"""
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_with_seed_per_prompt_each_prompt_draws_its_own_baseline(tmp_path, own):
+    """One seed shared by every prompt gives every naive clip the same bounce timing (ToyAV's
+    noise-to-sync map ignores the prompt), so the baseline measures the seed; each prompt's own
+    seeds make it measure the prompts."""
+    from comfyui_avits.evaluation import cli
+    from comfyui_avits.evaluation.runner import prompt_seed
+
+    config = write(tmp_path, ("seed_per_prompt = true\n" if own else "") + NAIVE_ONLY)
+    assert cli.main([str(config), "--no-progress"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()[1:]]
+    sync = {r["metrics"]["sync_error_s"] for r in rows}
+    if own:
+        assert [r["draw"] for r in rows] == [prompt_seed(r["prompt"], 0) for r in rows]
+        assert len({r["draw"] for r in rows}) == 6 and len(sync) > 1
+    else:
+        assert all(r["draw"] == 0 for r in rows) and len(sync) == 1
