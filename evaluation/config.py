@@ -8,12 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-AGGREGATORS = ("arw_shared", "arw", "weighted_sum", "rank", "min_max", "z_score_candidate",
-               "z_score_history")
-"""ARW with one state carried across the prompts in order (the paper's setting), ARW fresh for
-each prompt and seed, and the fixed rules of search.aggregation."""
-METHODS = ("naive", "best_of_n", "evosearch", "pruned_best_of_n", "particles", "x0_correlation",
-           "workflow")
+from ..search import methods as search_methods
+from ..search.aggregation import AGGREGATORS as search_aggregators
+
+AGGREGATORS = ("arw_shared", *(a for a in search_aggregators if a != "z_score_fixed"))
+"""ARW with one state carried across the prompts in order (the paper's setting), and the
+aggregators of search.aggregation (ARW fresh for each prompt and seed, the fixed rules) but the
+z-score with fixed statistics, which no config gives."""
+ANALYSIS_AND_WORKFLOW = ("x0_correlation", "workflow")
+
+
+def method_kinds() -> tuple[str, ...]:
+    """naive, every registered search method (search.methods), the analyses and workflows."""
+    return ("naive", *search_methods.REGISTRY, *ANALYSIS_AND_WORKFLOW)
 ANALYSES = ("x0_correlation", "decoder_agreement")
 """Method kinds that measure something about the search instead of searching (no baseline)."""
 
@@ -113,42 +120,28 @@ class EvalConfig:
 def _method(entry: dict, i: int) -> list[Method]:
     where = f"methods[{i}]"
     kind = entry.get("kind")
-    if kind not in METHODS:
-        raise ConfigError(f"{where}.kind must be one of {', '.join(METHODS)}, got {kind!r}")
+    if kind not in method_kinds():
+        raise ConfigError(f"{where}.kind must be one of {', '.join(method_kinds())}, got {kind!r}")
     if kind == "naive":
         _take(entry, where, {"kind": str})
         return [Method("naive", {}, "naive")]
     if kind == "best_of_n":
         _take(entry, where, {"kind": str, "n": (int, list)})
-        ns = entry.get("n", [8])
+        ns = entry.get("n", [search_methods.get("best_of_n").config().n])
         ns = [ns] if isinstance(ns, int) else ns
         if not ns or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in ns):
             raise ConfigError(f"{where}.n must be a positive integer or a list of them, got {ns!r}")
         return [Method("best_of_n", {"n": n}, f"best_of_n[n={n}]") for n in ns]
-    if kind == "evosearch":
-        keys = {"kind": str, "evolution_steps": list, "population_sizes": list, "elites": int,
-                "mutation_rate": (float, int), "tournament_ratio": (float, int), "mutation": str,
-                "label": str}
-        _take(entry, where, keys)
-        opts = {k: v for k, v in entry.items() if k not in ("kind", "label")}
-        label = entry.get("label") or ("evosearch[" + ",".join(map(str, opts.get("evolution_steps", [0, 10])))
-                                       + "|" + ",".join(map(str, opts.get("population_sizes", [5, 5, 5]))) + "]")
-        return [Method("evosearch", opts, label)]
-    if kind == "pruned_best_of_n":
-        _take(entry, where, {"kind": str, "n": int, "schedule": list, "label": str})
-        schedule = entry.get("schedule", [[6, 0.5], [10, 0.4]])
-        if not all(isinstance(x, list) and len(x) == 2 for x in schedule):
-            raise ConfigError(f"{where}.schedule must be a list of [step, fraction kept] pairs, got {schedule!r}")
-        n = entry.get("n", 10)
-        label = entry.get("label") or (f"pruned_best_of_n[n={n}|" + ",".join(f"{k}:{f:g}" for k, f in schedule) + "]")
-        return [Method("pruned_best_of_n", {"n": n, "schedule": [tuple(x) for x in schedule]}, label)]
-    if kind == "particles":
-        _take(entry, where, {"kind": str, "n": int, "resample_steps": list, "temperature": (float, int),
-                             "jitter": (float, int), "label": str})
-        opts = {k: v for k, v in entry.items() if k not in ("kind", "label")}
-        n, steps = opts.get("n", 10), opts.get("resample_steps", [10, 20])
-        label = entry.get("label") or f"particles[n={n}|" + ",".join(map(str, steps)) + "]"
-        return [Method("particles", opts, label)]
+    if kind in search_methods.REGISTRY:
+        method = search_methods.get(kind)
+        _take(entry, where, {"kind": str, "label": str,
+                             **{f: (int, float, str, list, bool) for f in method.fields()}})
+        settings = {k: v for k, v in entry.items() if k not in ("kind", "label")}
+        try:
+            method.make(settings)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{where}: {e}") from None
+        return [Method(kind, settings, entry.get("label") or method.label(settings))]
     if kind == "x0_correlation":
         _take(entry, where, {"kind": str, "n": int, "steps": list, "label": str})
         return [Method("x0_correlation", {"n": entry.get("n", 16), "steps": entry.get("steps", [3, 6, 9, 12, 15, 18, 21, 24, 27])},

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..search.methods import PLUGINS
 from .config import ConfigError, EvalConfig
 from .results import Results
 from .runner import InProcess, Progress, Task, make_aggregator, run, shared_arw, tasks
@@ -131,8 +132,9 @@ def run_on_ray(config: EvalConfig, prompts: list[str], results: Results, workers
         return
     started = not ray.is_initialized()
     if started:
+        plugins = {PLUGINS: os.environ[PLUGINS]} if os.environ.get(PLUGINS) else {}
         env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-            p for p in (_pack_path(), os.environ.get("PYTHONPATH")) if p)}}
+            p for p in (_pack_path(), os.environ.get("PYTHONPATH")) if p), **plugins}}
         if address:
             ray.init(address=address, runtime_env=env, log_to_driver=False)
         else:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..search.pruning import ParticleConfig, PrunedBestOfNConfig, particle_search, pruned_best_of_n
+from ..search import methods as search_methods
+from ..search.strategies import naive
 from .config import ConfigError, EvalConfig, Method
 from .results import Results
 
@@ -118,25 +119,16 @@ class InProcess:
         return ToyAVGenerator(prompt, **options)
 
     def run(self, task: Task, aggregator, out_dir: Path) -> dict[str, Any]:
-        from ..search import strategies as s
         gen = self.generator(task.prompt)
         m = task.method
         t0 = time.perf_counter()
         if m.kind == "naive":
-            result = s.naive(gen, self.verifiers, aggregator, seed=task.draw)
-        elif m.kind == "best_of_n":
-            result = s.best_of_n(gen, self.verifiers, aggregator, s.BestOfNConfig(m.options["n"], task.draw))
-        elif m.kind == "pruned_best_of_n":
-            config = PrunedBestOfNConfig(m.options["n"], tuple(m.options["schedule"]), task.draw)
-            result = pruned_best_of_n(gen, self.verifiers, aggregator, config)
-        elif m.kind == "particles":
-            opts = {k: tuple(v) if isinstance(v, list) else v for k, v in m.options.items()}
-            result = particle_search(gen, self.verifiers, aggregator, ParticleConfig(seed=task.draw, **opts))
+            result = naive(gen, self.verifiers, aggregator, seed=task.draw)
         elif m.kind == "x0_correlation":
             return self._correlation(task, aggregator)
         else:
-            opts = {k: tuple(v) if isinstance(v, list) else v for k, v in m.options.items()}
-            result = s.evosearch(gen, self.verifiers, aggregator, s.EvoSearchConfig(seed=task.draw, **opts))
+            method = search_methods.get(m.kind)
+            result = method.run(gen, self.verifiers, aggregator, method.make(m.options, task.draw))
         wall = time.perf_counter() - t0 - result.timings.get("oracle", 0.0)
         metrics = dict(result.best.oracle or {}) if self.config.metrics_oracle else {}
         for v in self.metric_verifiers:

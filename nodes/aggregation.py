@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from comfy_api.latest import io, ui
 
-from ..search.aggregation import ARW, MAX_WINDOW, Aggregator, RewardError, make_aggregator
+from ..search.aggregation import AGGREGATORS, ARW, MAX_WINDOW, Aggregator, RewardError, make_aggregator
 from ..search.arw_state import TRACE_LIMIT, ARWSettings, SharedARW
 from . import types
 from .parsing import parse_stats, parse_weights
@@ -51,8 +51,7 @@ class AggregatorNode(io.ComfyNode):
             description="Combines several verifiers' rewards into one score with a fixed rule. "
                         "For the paper's adaptive weighting use AVITS ARW State.",
             inputs=[
-                io.Combo.Input("mode", options=["weighted_sum", "rank", "min_max", "z_score_fixed",
-                                                "z_score_history", "z_score_candidate"],
+                io.Combo.Input("mode", options=[a for a in AGGREGATORS if a != "arw"],
                                default="weighted_sum",
                                tooltip="weighted_sum: raw rewards times weights. rank: mean rank in "
                                        "the candidate set. min_max: rescaled to 0..1 over the set. "

@@ -6,6 +6,7 @@ frames, audio, latent and report (also saved beside an mp4 in the output folder)
 from __future__ import annotations
 
 import json
+import tomllib
 
 import comfy.model_management
 import comfy.utils
@@ -13,18 +14,29 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..core.batch import AVBatch
+from ..search import methods
 from ..search.engine import SearchLimits
-from ..search.result import SearchResult
 from ..search.pruning import ParticleConfig, PrunedBestOfNConfig, particle_search, pruned_best_of_n
+from ..search.result import SearchResult
 from ..search.strategies import BestOfNConfig, EvoSearchConfig, best_of_n, evosearch, naive
 from . import types
+from ..core.generator import MUTATIONS
 from .aggregation import AggregatorChoice
 from .parsing import parse_ints, parse_schedule, parse_steps
 from .report import save_result
 from .residency import place
 
 PREVIEW_FRAMES = 6
-PRUNING_DEFAULT = "0.2:0.5, 0.33:0.4"
+BON, EVO, PRUNED, PARTICLES = BestOfNConfig(), EvoSearchConfig(), PrunedBestOfNConfig(), ParticleConfig()
+"""The defaults the nodes show: the configs' own (search.methods holds the one copy)."""
+
+
+def _text(values) -> str:
+    """(0, 0.33) -> '0, 0.33'; ((0.2, 0.5), ...) -> '0.2:0.5, ...': a config default as node text."""
+    return ", ".join(":".join(f"{x:g}" for x in v) if isinstance(v, tuple) else f"{v:g}" for v in values)
+
+
+PRUNING_DEFAULT = _text(PRUNED.schedule)
 PRUNING_NOTE = "Measured on the continuous ToyAV: see docs/claims.md."
 
 
@@ -122,7 +134,7 @@ class BestOfNNode(io.ComfyNode):
             description="Samples N candidates from N seeds, scores each with every verifier, "
                         "combines the rewards and returns the best.",
             inputs=[*COMMON_INPUTS,
-                    io.Int.Input("n", default=10, min=0, max=1024,
+                    io.Int.Input("n", default=BON.n, min=0, max=1024,
                                  tooltip="Number of candidates (the reference uses 10 for LTX-2)."),
                     *TAIL_INPUTS],
             outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
@@ -145,25 +157,25 @@ class EvoSearchNode(io.ComfyNode):
                         "step it keeps the elites of everything seen there and mutates "
                         "tournament winners. Unmutated elites are never denoised again.",
             inputs=[*COMMON_INPUTS,
-                    io.String.Input("evolution_steps", default="0, 0.33",
+                    io.String.Input("evolution_steps", default=_text(EVO.evolution_steps),
                                     tooltip="Sampling steps at which the population evolves "
                                             "(0 = the initial noise); a number between 0 and 1 "
                                             "is that fraction of the schedule (0.33 of 30 "
                                             "steps = step 10; of 8 = step 3)."),
-                    io.String.Input("population_sizes", default="5, 5, 5",
+                    io.String.Input("population_sizes", default=_text(EVO.population_sizes),
                                     tooltip="First generation, then one size per evolution "
                                             "step; the new candidates of all of them together "
                                             "are at most max_candidates."),
-                    io.Int.Input("elites", default=2, min=0, max=1024,
+                    io.Int.Input("elites", default=EVO.elites, min=0, max=1024,
                                  tooltip="Best states carried over unchanged at each evolution step."),
-                    io.Float.Input("mutation_rate", default=0.2, min=0.001, max=1.0, step=0.01,
+                    io.Float.Input("mutation_rate", default=EVO.mutation_rate, min=0.001, max=1.0, step=0.01,
                                    advanced=True, tooltip="beta: initial noise becomes "
                                    "sqrt(1 - beta^2) x + beta eps."),
-                    io.Float.Input("tournament_ratio", default=0.5, min=0.01, max=1.0, step=0.05,
+                    io.Float.Input("tournament_ratio", default=EVO.tournament_ratio, min=0.01, max=1.0, step=0.05,
                                    advanced=True, tooltip="Each parent is the best of "
                                    "int(pool size x ratio) states drawn at random."),
-                    io.Combo.Input("mutation", options=["reference", "variance_preserving"],
-                                   default="reference", advanced=True,
+                    io.Combo.Input("mutation", options=list(MUTATIONS),
+                                   default=EVO.mutation, advanced=True,
                                    tooltip="Intermediate states: 'reference' adds t * eps with "
                                            "t = 1 - step/steps, the raw timestep (as the "
                                            "reference); 'variance_preserving' mixes "
@@ -201,7 +213,7 @@ class PrunedBestOfNNode(io.ComfyNode):
                         "Survivors finish exactly as in Best-of-N; the compute saved is in the "
                         "report.",
             inputs=[*COMMON_INPUTS,
-                    io.Int.Input("n", default=10, min=1, max=1024, tooltip="Candidates started."),
+                    io.Int.Input("n", default=PRUNED.n, min=1, max=1024, tooltip="Candidates started."),
                     io.String.Input("schedule", default=PRUNING_DEFAULT,
                                     tooltip="step:fraction kept, e.g. '6:0.5, 12:0.5' (at step "
                                             "6 keep half, at step 12 half of those); a step "
@@ -233,15 +245,15 @@ class ParticleSearchNode(io.ComfyNode):
                         "scored and the particles resampled by softmax(score / temperature), "
                         "copies diverging by fresh noise; the best finished particle wins.",
             inputs=[*COMMON_INPUTS,
-                    io.Int.Input("n", default=10, min=1, max=1024, tooltip="Particles."),
-                    io.String.Input("resample_steps", default="0.33, 0.67",
+                    io.Int.Input("n", default=PARTICLES.n, min=1, max=1024, tooltip="Particles."),
+                    io.String.Input("resample_steps", default=_text(PARTICLES.resample_steps),
                                     tooltip="Steps at which the particles are resampled, or "
                                             "fractions of the schedule (0.33, 0.67: steps 10 "
                                             "and 20 of 30); empty: Best-of-N."),
-                    io.Float.Input("temperature", default=0.1, min=0.0001, max=1000.0, step=0.01,
+                    io.Float.Input("temperature", default=PARTICLES.temperature, min=0.0001, max=1000.0, step=0.01,
                                    tooltip="Softmax temperature of the scores: low keeps only "
                                            "the best, high resamples almost uniformly."),
-                    io.Float.Input("jitter", default=0.2, min=0.001, max=1.0, step=0.01,
+                    io.Float.Input("jitter", default=PARTICLES.jitter, min=0.001, max=1.0, step=0.01,
                                    advanced=True, tooltip="How far a copy moves from the "
                                    "particle it copies (variance-preserving noise mix)."),
                     PROXY_INPUT, *TAIL_INPUTS],
@@ -259,4 +271,59 @@ class ParticleSearchNode(io.ComfyNode):
         return _outputs(cls, result, filename_prefix)
 
 
-NODES = [NaiveSampleNode, BestOfNNode, EvoSearchNode, PrunedBestOfNNode, ParticleSearchNode]
+def read_settings(method: str, settings: str) -> dict:
+    """A method's settings from the node's text (TOML key = value lines), names checked."""
+    try:
+        values = tomllib.loads(settings)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"cannot read the settings of {method} ({e}): write one 'name = value' "
+                         "per line, e.g. n = 8 or schedule = [[0.2, 0.5]]") from None
+    methods.get(method).make(values)  # an unknown name is refused here, at queue time
+    return values
+
+
+class SearchNode(io.ComfyNode):
+    """Any registered search method (search.methods), its settings as text: where a method
+    without a node of its own is used."""
+
+    @classmethod
+    def define_schema(cls):
+        names = list(methods.REGISTRY)
+        return io.Schema(
+            node_id="AVITS_Search", display_name="AVITS Search",
+            category="AVITS/search",
+            description="Runs any registered search method with the settings you write; the "
+                        "dedicated nodes give the built-in ones widgets of their own.",
+            inputs=[*COMMON_INPUTS,
+                    io.Combo.Input("method", options=names, default=names[0],
+                                   tooltip="The search method (every method registered in "
+                                           "search.methods, plugins named in AVITS_SEARCH_METHODS "
+                                           "included)."),
+                    io.String.Input("settings", default="", multiline=True,
+                                    tooltip="The method's settings, one 'name = value' per line "
+                                            "(TOML), e.g. 'n = 8'; empty: its defaults."),
+                    PROXY_INPUT, *TAIL_INPUTS],
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
+
+    @classmethod
+    def validate_inputs(cls, method, settings, **kwargs):
+        try:
+            read_settings(method, settings)
+        except (ValueError, TypeError) as e:
+            return str(e)
+        return True
+
+    @classmethod
+    def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, method, settings,
+                filename_prefix, proxy_verifiers=None, prompt="", chunk_size=8,
+                max_candidates=1024) -> io.NodeOutput:
+        chosen = methods.get(method)
+        config = chosen.make(read_settings(method, settings), seed)
+        extra = {"proxy": proxy_verifiers} if chosen.proxy else {}
+        result = chosen.run(generator, verifiers, aggregator.aggregator(), config, **extra,
+                            **_options(cls, aggregator, prompt, chunk_size, max_candidates))
+        return _outputs(cls, result, filename_prefix)
+
+
+NODES = [NaiveSampleNode, BestOfNNode, EvoSearchNode, PrunedBestOfNNode, ParticleSearchNode,
+         SearchNode]

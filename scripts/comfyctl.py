@@ -48,11 +48,14 @@ class ExecutionFailed(RuntimeError):
 class ComfyServer:
     """A ComfyUI server process on 127.0.0.1 with its own base directory."""
 
-    def __init__(self, base_dir: Path, port: int | None = None, extra_args: list[str] = ()):
+    def __init__(self, base_dir: Path, port: int | None = None, extra_args: list[str] = (),
+                 env: dict[str, str] | None = None):
         self.base = Path(base_dir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
+        self.env = dict(env or {})
+        """Environment variables of the server process beside this one's."""
         self.log_path = self.base / "server.log"
         self.proc: subprocess.Popen | None = None
         self.client_id = uuid.uuid4().hex
@@ -77,7 +80,7 @@ class ComfyServer:
             os.chdir(comfyui_dir())
             os.execv(self.command()[0], self.command())
         log = open(self.log_path, "ab")
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(self.command(), cwd=comfyui_dir(), stdout=log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -21,7 +21,11 @@ ARTIFACTS = Path(os.environ.get("AVITS_TEST_ARTIFACTS", REPO / "test-artifacts")
 def comfy(tmp_path_factory) -> ComfyServer:
     if not (comfyui_dir() / "main.py").exists():
         pytest.fail(f"no ComfyUI tree at {comfyui_dir()}: run scripts/test (it builds one)")
-    server = ComfyServer(tmp_path_factory.mktemp("comfy-base"))
+    # a search method of the tests' own, registered as a plugin (tests/plugins/search_plugin.py)
+    plugins = {"AVITS_SEARCH_METHODS": "search_plugin",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests" / "plugins"),
+                                                          os.environ.get("PYTHONPATH")]))}
+    server = ComfyServer(tmp_path_factory.mktemp("comfy-base"), env=plugins)
     server.prepare()
     (server.base / "custom_nodes" / "avits_testpack").symlink_to(Path(__file__).parent / "avits_testpack")
     server.start()

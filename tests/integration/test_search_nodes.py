@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from comfyctl import ExecutionFailed
+from comfyctl import ExecutionFailed, QueueRejected
 from graphs import arw_file, fixed_rewards, load, report_of, state_path, strict
 
 pytestmark = pytest.mark.integration
@@ -155,3 +155,19 @@ def test_a_large_best_of_n_runs_in_chunks_within_bounded_memory(comfy):
     growth = (_kb(pid, "VmHWM:") - base) * 1024
     all_clips = 24 * 240 * 256 * 256 * 3 * 4
     assert len(report["candidates"]) == 24 and growth < all_clips, f"{growth / 1e9:.2f} GB"
+
+
+def test_a_plugin_search_method_is_reachable_from_the_search_node(comfy):
+    """AVITS_Search runs any registered method: here the test plugin's first_of_n (registered
+    in the server through AVITS_SEARCH_METHODS), its settings written as text."""
+    info = comfy.get("/object_info/AVITS_Search")["AVITS_Search"]
+    assert "first_of_n" in info["input"]["required"]["method"][1]["options"]
+    graph = load("toyav_best_of_n", "plugin")
+    search = {k: v for k, v in graph["6"]["inputs"].items() if k != "n"}
+    graph["6"] = {"class_type": "AVITS_Search",
+                  "inputs": {**search, "method": "first_of_n", "settings": "n = 2"}}
+    report = report_of(comfy.run(graph, timeout=300))
+    assert report["method"] == "first_of_n" and len(report["candidates"]) == 2
+    graph["6"]["inputs"]["settings"] = "m = 2"
+    with pytest.raises(QueueRejected, match="no setting 'm'"):
+        comfy.run(graph, timeout=300)
