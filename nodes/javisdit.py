@@ -26,7 +26,7 @@ from ..verifiers.imagebind.package import tokenizer as imagebind_tokenizer
 from .imagebind import ImageBind
 from .javisdit_model import load_javisdit
 from .models import device_for, device_input, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
-from .residency import place
+from .residency import patcher, place
 
 FOLDER = "javisdit"
 register_folder(FOLDER)
@@ -59,8 +59,7 @@ class VideoDecoder:
         if getattr(latent, "is_nested", False):
             latent = latent.unbind()[0]
         place("decode", [self.vae])
-        device = comfy.model_management.get_torch_device()
-        frames = self.vae.decode(latent.to(device))
+        frames = self.vae.decode(latent.to(patcher(self.vae).load_device))
         return ((frames.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 4, 1).cpu()
 
 
@@ -82,8 +81,7 @@ class AudioDecoder:
         if getattr(latent, "is_nested", False):
             latent = latent.unbind()[-1]
         place("decode", [self.decoder])
-        device = comfy.model_management.get_torch_device()
-        return self.decoder.decode(latent.to(device)).float().cpu()[:, :, None]
+        return self.decoder.decode(latent.to(patcher(self.decoder).load_device)).float().cpu()[:, :, None]
 
 
 def _folder(name: str, what: str, published: str):

@@ -17,6 +17,7 @@ from ..generators.mmdisco import videocrafter as videocrafter_mod
 from ..generators.mmdisco.generator import MMDisCoGenerator
 from . import types
 from .models import device_for, device_input, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
+from .residency import pin
 
 FOLDER = "mmdisco"
 register_folder(FOLDER, folder_paths.supported_pt_extensions)
@@ -76,6 +77,7 @@ class MMDisCoLoaderNode(io.ComfyNode):
             find(FOLDER, auffusion, "Auffusion folder", auffusion_mod.PUBLISHED, is_dir=True), weights, offload)
         disc = coupling_mod.load_discriminator(
             find(FOLDER, coupling, "MMDisCo coupling checkpoint", coupling_mod.PUBLISHED), offload)
+        pin([video, audio, disc], run_on)  # the search places them where the latents run
         return io.NodeOutput(MMDisCoModels(video, audio, disc, run_on))
 
 
