@@ -332,6 +332,26 @@ class ComfyAVGenerator:
             rate = SILENT_RATE
         return AVBatch(video.clamp(0, 1), self.fps, audio, rate)
 
+    def clip_bytes(self) -> int:
+        """Bytes of one decoded clip (float32 frames and sound) as the scoring decoder gives it,
+        read off the latent and the decoder's upscale ratios, so the search's memory limit
+        (max_chunk_gb) guards it before any work; 0 where the decoder does not say them."""
+        ratio = getattr(self.scoring_vae or self.vae, "upscale_ratio", None)
+        if ratio is None:
+            return 0
+        video = _parts(self._samples)[0]
+        if video.ndim == 4:  # an image model: one frame of H x W
+            frames, (h, w) = 1, [int(n) * int(ratio if isinstance(ratio, (int, float)) else ratio[-1])
+                                 for n in video.shape[-2:]]
+        else:
+            t, ph, pw = ratio
+            frames = int(t(video.shape[2])) if callable(t) else video.shape[2] * int(t)
+            h, w = video.shape[3] * int(ph), video.shape[4] * int(pw)
+        model = getattr(self.audio_vae, "first_stage_model", None)
+        rate = int(getattr(model, "output_sample_rate", SILENT_RATE)) if self.audio_vae else SILENT_RATE
+        samples = 2 * round(frames / self.fps * rate)  # stereo at most
+        return 4 * (frames * h * w * 3 + samples)
+
     def store(self, state):
         return state.to(comfy.model_management.intermediate_device())
 

@@ -278,6 +278,7 @@ class SearchRun:
             with self.timed("decode"):  # scored through a cheap decoder: the winner once in full
                 clip = self.generator.decode_winner([best.state])
         elif clip is None:  # a tie went to a candidate whose clip was dropped: decode it again
+            self._place("decode", [self.generator])
             with self.timed("decode"):
                 clip = self.generator.decode([best.state])
         total = time.perf_counter() - self._t0

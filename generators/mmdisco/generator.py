@@ -204,6 +204,12 @@ class MMDisCoGenerator:
         """What sampling and decoding run, for the node layer's model management."""
         return [m for m in (self.video, self.audio, self.discriminator) if m is not None]
 
+    def clip_bytes(self) -> int:
+        """Bytes of one decoded clip (float32 frames and waveform), for the search's budget:
+        the video VAE decodes 8x in space, the audio is ``seconds`` at the vocoder's rate."""
+        _, frames, h, w = self.video_shape
+        return 4 * (frames * 8 * h * 8 * w * 3 + round(self.seconds * self.audio.sample_rate))
+
     def to_latent(self, states: list[State]) -> dict:
         """{"samples": video latents (N, C, T, H, W), "audio": audio latents (N, C, mel, time)}."""
         return {"samples": torch.stack([v.detach().cpu() for v, _ in states]),

@@ -220,3 +220,22 @@ def test_the_default_pruning_schedule_runs_on_the_8_step_distilled_ltx_schedule(
     result = pruned_best_of_n(g.generator(), [Mean()], ARW(), PrunedBestOfNConfig(n=4))
     assert result.config["schedule"] == [[2, 0.5], [3, 0.4]] and result.config["survivors"] == [2, 1]
     assert result.nfe == 4 * 2 + 2 * 1 + 1 * 5
+
+
+@pytest.mark.parametrize("model", ["h3", "ltx"])
+def test_the_memory_limit_guards_the_bridge_from_the_decoded_clip_size(files, model):
+    from comfyui_avits.search.aggregation import WeightedSum
+    from comfyui_avits.search.engine import SearchError, SearchLimits
+    from comfyui_avits.search.strategies import BestOfNConfig, best_of_n
+
+    g = graph(files, model)
+    gen = g.generator()
+    state, _ = gen.denoise(gen.initial_noise([0]), 0, gen.steps, [0])
+    av = gen.decode(state)
+    actual = 4 * (av.video.numel() + av.audio.numel())
+    assert actual <= gen.clip_bytes() <= 2.5 * actual  # an upper bound read off the latent
+    nfe = gen.nfe
+    with pytest.raises(SearchError, match="max_chunk_gb"):
+        best_of_n(gen, [Mean()], WeightedSum(), BestOfNConfig(4),
+                  limits=SearchLimits(chunk_size=4, max_chunk_gb=3.5 * gen.clip_bytes() / 1e9))
+    assert gen.nfe == nfe  # refused before any work

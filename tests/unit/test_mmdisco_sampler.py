@@ -399,3 +399,9 @@ def test_x0_predictions_follow_the_ddpm_rule_and_pruning_runs(video, disc):
     res = pruned_best_of_n(generator(video, FakeAudio(), disc), [Mean("video", "video")], WeightedSum(),
                            PrunedBestOfNConfig(4, ((2, 0.5),), seed=0))
     assert res.nfe == 4 * 2 + 2 * 2 and sum(c.pruned_at == 2 for c in res.candidates) == 2
+
+
+def test_the_clip_size_the_memory_limit_reads_is_the_decoded_clips(video, disc):
+    gen = generator(video, FakeAudio(), disc)
+    av = gen.decode(gen.initial_noise([0]))
+    assert gen.clip_bytes() == 4 * (av.video.numel() + av.audio.numel())
