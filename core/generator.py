@@ -74,7 +74,7 @@ class Generator(Protocol):
         the generator's device memory is tight)."""
         ...
 
-    def to_latent(self, states: list[State]) -> dict:
+    def to_latent(self, states: list[State]) -> dict[str, Any]:
         """Finished states as one ComfyUI LATENT: {"samples": batch, ...}, with a batch
         dimension and the model's nested parts (video and audio) where it has them."""
         ...

@@ -42,7 +42,7 @@ def identity(verifier: Verifier) -> str:
     return getattr(verifier, "identity", None) or f"{verifier.name}:{type(verifier).__qualname__}"
 
 
-def models(obj: Any) -> list:
+def models(obj: Any) -> list[Any]:
     """The torch modules ``obj`` (a verifier or a generator) runs, from its optional
     ``models()``; the node layer loads them through ComfyUI's model management."""
     return list(obj.models()) if hasattr(obj, "models") else []

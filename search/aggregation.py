@@ -12,6 +12,7 @@ sections 2-3).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -122,14 +123,14 @@ class RunningStats:
     def variance(self) -> float:
         return self.m2 / self.count if self.count else 0.0
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"count": self.count, "mean": self.mean, "m2": self.m2}
 
     @classmethod
     def from_state(cls, state: Any, what: str) -> "RunningStats":
         if not isinstance(state, Mapping):
             raise RewardError(f"{what} must be {{count, mean, m2}}, got {state!r}")
-        count = finite(f"{what}.count", state.get("count"), 0, integer=True, error=RewardError)
+        count = int(finite(f"{what}.count", state.get("count"), 0, integer=True, error=RewardError))
         return cls(count, finite(f"{what}.mean", state.get("mean"), error=RewardError),
                    finite(f"{what}.m2", state.get("m2"), 0, error=RewardError))
 
@@ -162,9 +163,9 @@ class Aggregator:
 
     def _check(self, rewards: Rewards) -> dict[str, torch.Tensor]:
         r = check_rewards(rewards)
-        if self._weights is None or set(r) != set(self.verifiers):
+        if self._weights is None or self.verifiers is None or set(r) != set(self.verifiers):
             self.bind(list(r))
-        return {k: r[k] for k in self.verifiers}
+        return {k: r[k] for k in self.verifiers or r}
 
     def weights(self) -> dict[str, float]:
         if self._weights is None:
@@ -182,8 +183,8 @@ class Aggregator:
     def score(self, rewards: Rewards) -> torch.Tensor:
         """One score per candidate (float64 Tensor[N]), higher is better."""
         r = self._check(rewards)
-        w = self._weights
-        return sum(w[k] * self._transform(k, r[k]) for k in r)
+        w = self.weights()
+        return functools.reduce(torch.add, [w[k] * self._transform(k, r[k]) for k in r])
 
     def _transform(self, name: str, r: torch.Tensor) -> torch.Tensor:
         return r
@@ -191,10 +192,10 @@ class Aggregator:
     def sigmas(self) -> dict[str, float] | None:
         return None
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, "verifiers": self.verifiers, "weights": self._weights_arg}
 
-    def load_state_dict(self, state: Mapping) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if not isinstance(state, Mapping):
             raise RewardError(f"an aggregator state must be a mapping, got {state!r}")
         if state.get("name") != self.name:
@@ -300,12 +301,12 @@ class ZScore(Aggregator):
             mu, sd = h.mean, math.sqrt(h.variance)
         return (r - mu) / sd
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "mode": self.mode,
                 "history": {k: h.state_dict() for k, h in self._history.items()},
                 "stats": {k: list(v) for k, v in self.stats.items()}}
 
-    def load_state_dict(self, state: Mapping) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self._history = {k: RunningStats.from_state(v, f"history of '{k}'")
                          for k, v in state["history"].items()}
@@ -321,7 +322,8 @@ class _Optimizer:
     keyed by name. ARW has one parameter per verifier, so plain floats beat torch's per-step
     overhead by ~100x; the tests check every update against torch.optim."""
 
-    def __init__(self, kind: str, lr: float, names: Sequence[str], state: Mapping | None = None) -> None:
+    def __init__(self, kind: str, lr: float, names: Sequence[str],
+                 state: Mapping[str, Any] | None = None) -> None:
         self.kind, self.lr = kind, lr
         state = state or {}
         self.t = state.get("step", 0)
@@ -345,11 +347,11 @@ class _Optimizer:
                 out[k] = p - self.lr / (1 - 0.9 ** self.t) * self.m[k] / denom
         return out
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         return {"step": self.t, "exp_avg": dict(self.m), "exp_avg_sq": dict(self.v)}
 
     @staticmethod
-    def check_state(state: Any, names: Sequence[str]) -> dict:
+    def check_state(state: Any, names: Sequence[str]) -> dict[str, Any]:
         if not isinstance(state, Mapping):
             raise RewardError(f"optimizer_state must be a mapping, got {state!r}")
         step = finite("optimizer_state.step", state.get("step"), 0, integer=True, error=RewardError)
@@ -458,6 +460,7 @@ class ARW(Aggregator):
         """Run ``iters`` optimizer steps on the current history (nothing with <= 1 value)."""
         if self.log_var is not None:
             stats = self._stats if self.window is None else _stats_of(self._recent)
+            assert self._optimizer is not None  # made with the log-variances
             self.log_var = self._fit(stats, self.log_var, self._optimizer)
 
     def sigmas(self) -> dict[str, float] | None:
@@ -479,7 +482,7 @@ class ARW(Aggregator):
         self._weights_arg, self._weights = check_weights_arg(weights), None
         self.lr, self.iters = lr, int(iters)
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         out = {**super().state_dict(), "lr": self.lr, "iters": self.iters,
                "optimizer": self.optimizer_name, "history_size": self.window,
                "log_var": self.log_var,
@@ -490,7 +493,7 @@ class ARW(Aggregator):
             out["recent"] = {k: h.tolist() for k, h in self._recent.items()}
         return out
 
-    def load_state_dict(self, state: Mapping) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Load a saved state, checking every value (types, finiteness, ranges, one entry per
         verifier); a bad state raises RewardError and leaves this ARW as it was."""
         fresh = ARW(optimizer=self.optimizer_name)
@@ -503,12 +506,12 @@ class ARW(Aggregator):
         fresh.lr, fresh.iters, fresh.window = state["lr"], int(state["iters"]), state["history_size"]
         names = fresh.verifiers or []
 
-        def per_name(key: str) -> dict:
+        def per_name(key: str) -> dict[str, Any]:
             value = state.get(key)
             if not isinstance(value, Mapping) or set(value) != set(names):
                 raise RewardError(f"{key} must hold one entry for each of {names}, got "
                                   f"{sorted(value) if isinstance(value, Mapping) else value!r}")
-            return value
+            return dict(value)
 
         if fresh.window is None:
             fresh._stats = {k: RunningStats.from_state(v, f"stats of '{k}'")
@@ -537,7 +540,8 @@ AGGREGATORS = ("weighted_sum", "rank", "min_max", "z_score_fixed", "z_score_hist
 
 
 def make_aggregator(name: str, weights: Weights = None,
-                    stats: Mapping[str, tuple[float, float]] | None = None, **arw_options) -> Aggregator:
+                    stats: Mapping[str, tuple[float, float]] | None = None,
+                    **arw_options: Any) -> Aggregator:
     """Build an aggregator by the name its reports carry (one of ``AGGREGATORS``); ``stats``
     serve the fixed z-score, ``arw_options`` ARW."""
     if name == "weighted_sum":

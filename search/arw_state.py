@@ -42,7 +42,7 @@ class ARWStateError(RuntimeError):
     """A saved ARW state that cannot be used as it is, or settings that do not fit it."""
 
 
-def atomic_write_json(path: Path, payload: dict) -> None:
+def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write strict JSON (no NaN tokens) so that readers see either the old file or the whole
     new one."""
     text = json.dumps(payload, allow_nan=False)
@@ -88,7 +88,7 @@ class SharedARW:
     name: str
     path: Path
     arw: ARW
-    trace: list[dict] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)
     identities: dict[str, str] = field(default_factory=dict)
     reset: bool = False
     base: str | None = None
@@ -117,7 +117,7 @@ class SharedARW:
                            "time": time.time()})
         del self.trace[:-TRACE_LIMIT]
 
-    def payload(self) -> dict:
+    def payload(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "name": self.name,
                 "state": self.arw.state_dict(), "identities": self.identities,
                 "trace": self.trace}
@@ -242,7 +242,7 @@ def _short(value: Any) -> str:
     return text if len(text) < 80 else text[:77] + "..."
 
 
-def _from_version_1(obj: dict) -> dict:
+def _from_version_1(obj: dict[str, Any]) -> dict[str, Any]:
     """The first format kept every reward and listed scales in the order of the first verifier
     set; carry it over by name, the history as running statistics (or, with a window, as the
     recent rewards). Anything malformed is left for the checks of the current format."""

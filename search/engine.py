@@ -8,15 +8,15 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from ..core import verifier as verifier_api
 from ..core.batch import AVBatch
 from ..core.checks import finite
-from ..core.generator import (X0_PREDICTION, DecodesWinnerApart, Generator, HasOracle, State,
-                              unmet)
+from ..core.generator import (X0_PREDICTION, DecodesWinnerApart, Generator, HasOracle,
+                              PredictsX0, State, unmet)
 from ..core.verifier import Verifier, VerifierError
 from .aggregation import Aggregator, Rank, RewardError, check_rewards
 from .result import Candidate, SearchResult
@@ -25,7 +25,7 @@ ProgressCallback = Callable[[int, int, "AVBatch | None"], None]
 """(units done, units planned, preview of the best clip so far or None). It may raise to stop
 the search (an interrupt); the search leaves no half-done state behind."""
 
-Placer = Callable[[str, list], None]
+Placer = Callable[[str, list[Any]], None]
 """Called before a phase ('generate', 'decode', 'verify') with the torch modules it runs, so the
 caller can put them on the device (the node layer does it through ComfyUI's model management)."""
 
@@ -117,7 +117,7 @@ class SearchRun:
                                                  for k in identities}
         self.scores = torch.empty(0, dtype=torch.float64)
         self.best = -1
-        self.scales: list[dict] = []
+        self.scales: list[dict[str, Any]] = []
         self.timings = dict.fromkeys(self.PHASES, 0.0)
         self._clips: dict[int, AVBatch] = {}  # decoded clips of candidates that can still win
         self.pruned: list[Candidate] = []  # stopped on intermediate rewards: reported, never scored
@@ -130,7 +130,7 @@ class SearchRun:
             raise SearchError(f"this search needs {need}: {why}")
 
     @contextmanager
-    def timed(self, phase: str):
+    def timed(self, phase: str) -> Iterator[None]:
         t = time.perf_counter()
         try:
             yield
@@ -166,13 +166,15 @@ class SearchRun:
                            end: int) -> tuple[list[State], list[State]]:
         """Denoise in chunks, also giving each state's x0 prediction made on the last step."""
         self.require(X0_PREDICTION)
+        predictor = self.generator
+        assert isinstance(predictor, PredictsX0)  # require refused the others
         finals: list[State] = []
         x0: list[State] = []
-        self._place("generate", [self.generator])
+        self._place("generate", [predictor])
         for part in _chunks(len(states), self.limits.chunk_size):
             with self.timed("generate"):
-                out, pred = self.generator.denoise_predicting(states[part], start, end,
-                                                              list(seeds[part]), on_step=self.advance)
+                out, pred = predictor.denoise_predicting(states[part], start, end,
+                                                         list(seeds[part]), on_step=self.advance)
             finals += out
             x0 += pred
         return finals, x0
@@ -208,7 +210,7 @@ class SearchRun:
         chunks; the aggregator sees the whole generation at once, as the method requires."""
         first = len(self.candidates)
         new: dict[str, list[torch.Tensor]] = {k: [] for k in self.rewards}
-        oracle: list[dict | None] = []
+        oracle: list[dict[str, float] | None] = []
         for part in _chunks(len(finals), self.limits.chunk_size):
             self._place("decode", [self.generator])
             with self.timed("decode"):
@@ -269,14 +271,15 @@ class SearchRun:
         self.best = int(torch.argmax(self.scores))
         self._clips = {self.best: self._clips[self.best]} if self.best in self._clips else {}
 
-    def finish(self, method: str, config: dict) -> SearchResult:
+    def finish(self, method: str, config: dict[str, Any]) -> SearchResult:
         best = self.candidates[self.best]
         clip = self._clips.get(best.id)
-        apart = isinstance(self.generator, DecodesWinnerApart)
-        if apart and self.generator.decoders["winner"] != self.generator.decoders["score"]:
-            self._place("decode", [self.generator])
+        gen = self.generator
+        apart = gen if isinstance(gen, DecodesWinnerApart) else None
+        if apart is not None and apart.decoders["winner"] != apart.decoders["score"]:
+            self._place("decode", [gen])
             with self.timed("decode"):  # scored through a cheap decoder: the winner once in full
-                clip = self.generator.decode_winner([best.state])
+                clip = apart.decode_winner([best.state])
         elif clip is None:  # a tie went to a candidate whose clip was dropped: decode it again
             self._place("decode", [self.generator])
             with self.timed("decode"):
@@ -288,8 +291,8 @@ class SearchRun:
                "history_size": self.aggregator.history_size, "scales_over_time": self.scales}
         if hasattr(self.generator, "sigmas"):
             config = {**config, "sigmas": list(self.generator.sigmas())}
-        if apart:
-            config = {**config, "decoders": dict(self.generator.decoders)}
+        if apart is not None:
+            config = {**config, "decoders": dict(apart.decoders)}
         for j, c in enumerate(self.pruned):  # ids after the finished candidates
             c.id = len(self.candidates) + j
         return SearchResult(method, self.prompt, self.candidates + self.pruned, best, clip,

@@ -60,7 +60,7 @@ class PrunedBestOfNConfig:
 
     def planned_nfe(self, steps: int) -> int:
         """n x the first pruning step, then each survivor count x its stretch to the end."""
-        marks = [0] + [k for k, _ in self.at(steps).schedule] + [steps]
+        marks = [0] + [int(k) for k, _ in self.at(steps).schedule] + [steps]
         alive = [self.n] + self.survivors()
         return sum(a * (b - s) for a, s, b in zip(alive, marks, marks[1:]))
 
@@ -114,24 +114,25 @@ def pruned_best_of_n(generator: Generator, verifiers: Sequence[Verifier], aggreg
                     needs=[X0_PREDICTION] if config.schedule else [])
     seeds = [config.seed + i for i in range(config.n)]
     with run.timed("generate"):
-        alive = [_Alive(s, k, Candidate(-1, 0, None, k, None, intermediate={}))
+        alive = [_Alive(s, k, Candidate(-1, 0, None, k, None))
                  for s, k in zip(generator.initial_noise(seeds), seeds)]
     at = 0
-    for step, keep in config.schedule:
+    for step, keep in ((int(k), f) for k, f in config.schedule):
         states, x0 = run.denoise_predicting([a.state for a in alive], [a.seed for a in alive], at, step)
         scores = run.intermediate_scores(x0, proxy).tolist()
         for a, state, s in zip(alive, states, scores):
-            a.state, a.candidate.intermediate[step] = generator.store(state), s
+            a.state, a.scores[step] = generator.store(state), s
         order = sorted(range(len(alive)), key=lambda i: (-scores[i], alive[i].seed))
         kept = sorted(order[:max(1, math.ceil(len(alive) * keep))])
         for i in set(range(len(alive))) - set(kept):
             alive[i].candidate.pruned_at, alive[i].candidate.score = step, None
+            alive[i].candidate.intermediate = alive[i].scores
             run.pruned.append(alive[i].candidate)
         alive, at = [alive[i] for i in kept], step
     finals, _ = run.denoise([a.state for a in alive], [a.seed for a in alive], at, steps)
     added = run.add_candidates(finals, 0, [None] * len(alive), [a.seed for a in alive])
     for a, c in zip(alive, added):
-        c.intermediate = a.candidate.intermediate if config.schedule else None
+        c.intermediate = a.scores if config.schedule else None
     run.pruned.sort(key=lambda c: c.seed)
     result = run.finish("pruned_best_of_n", {
         "n": config.n, "steps": steps, "seed": config.seed,
@@ -158,14 +159,15 @@ def particle_search(generator: Generator, verifiers: Sequence[Verifier], aggrega
         states = generator.initial_noise(seeds)
     history: list[dict[int, float]] = [{} for _ in seeds]
     at = 0
-    for step in config.resample_steps:
+    for step in (int(k) for k in config.resample_steps):
         states, x0 = run.denoise_predicting(states, seeds, at, step)
         scores = run.intermediate_scores(x0, proxy)
         weights = torch.softmax(scores / config.temperature, dim=0).tolist()
         picks = sorted(rng.choices(range(len(states)), weights=weights, k=config.n))
-        new_states, new_seeds, new_history, seen = [], [], [], set()
+        new_states, new_seeds, seen = [], [], set()
+        new_history: list[dict[int, float]] = []
         for i in picks:
-            h = {**history[i], step: float(scores[i])}
+            h: dict[int, float] = {**history[i], step: float(scores[i])}
             if i in seen:  # a duplicate diverges by fresh noise from its own new seed
                 seed = next(next_seed)
                 with run.timed("generate"):

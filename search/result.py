@@ -28,7 +28,7 @@ class Candidate:
     intermediate: dict[int, float] | None = None
     """Its score at each step where intermediate rewards were read (never final rewards)."""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         out = {"id": self.id, "generation": self.generation, "parent": self.parent,
                "seed": self.seed, "rewards": self.rewards, "score": self.score}
         if self.oracle is not None:
@@ -46,14 +46,14 @@ class SearchResult:
     candidates: list[Candidate]
     best: Candidate
     best_av: AVBatch
-    best_latent: dict
+    best_latent: dict[str, Any]
     """The winner as a ComfyUI LATENT (the generator's ``to_latent``)."""
     nfe: int
     timings: dict[str, float]
     aggregator: dict[str, Any]
     config: dict[str, Any]
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         """The report contract: method, prompt, nfe, candidates, best, aggregator, timings,
         config."""
         return {"method": self.method, "prompt": self.prompt, "nfe": self.nfe,

@@ -79,7 +79,7 @@ class EvoSearchConfig:
 
     def planned_nfe(self, steps: int, deterministic: bool = True) -> int:
         """Denoiser evaluations this config will spend (each a CFG pair)."""
-        starts = [0, *self.at(steps).evolution_steps]
+        starts = [0, *(int(e) for e in self.at(steps).evolution_steps)]
         new = [self.population_sizes[0]] + [p - (self.elites if deterministic else 0)
                                             for p in self.population_sizes[1:]]
         return sum(n * (steps - s) for n, s in zip(new, starts))
@@ -127,11 +127,11 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
     steps = generator.steps
     config.validate(steps)
     config = config.at(steps)
-    evo, sizes = list(config.evolution_steps), list(config.population_sizes)
+    evo, sizes = [int(e) for e in config.evolution_steps], list(config.population_sizes)
     reuse = generator.deterministic
     run = SearchRun(generator, verifiers, aggregator, config.planned_nfe(steps, reuse),
                     config.planned_candidates(reuse), **options,
-                    needs=[LATER_MUTATION] if any(config.evolution_steps) else [])
+                    needs=[LATER_MUTATION] if any(e > 0 for e in evo) else [])
     rng = random.Random(config.seed)
     next_seed = iter(range(config.seed, config.seed + 10**9))
     seeds = [next(next_seed) for _ in range(sizes[0])]
