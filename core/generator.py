@@ -108,6 +108,15 @@ class DecodesWinnerApart(Protocol):
 
 
 @runtime_checkable
+class HasClipSize(Protocol):
+    """A generator that says how many bytes one decoded clip takes (0: it cannot say), so a
+    search's memory limit is checked before any work."""
+
+    def clip_bytes(self) -> int:
+        ...
+
+
+@runtime_checkable
 class HasOracle(Protocol):
     """A generator that knows the ground truth of what it made (ToyAV); used for evaluation
     only, never for selection."""

@@ -6,8 +6,7 @@ raw rewards to its history (and fits, if it learns), ``score(rewards)`` maps raw
 candidate set to one score each (higher is better), and ``state_dict()`` / ``load_state_dict()``
 hold all of its state as plain JSON-able Python. Rewards are ``{reward name: Tensor[N]}``;
 weights, histories and scales are keyed by name everywhere, never by position. Formulas and
-defaults follow the reference implementation (see the project's algorithms reference,
-sections 2-3).
+defaults follow the paper's reference implementation (its aggregators and ARW).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import torch
 from ..core import verifier as verifier_api
 from ..core.batch import AVBatch
 from ..core.checks import finite
-from ..core.generator import (X0_PREDICTION, DecodesWinnerApart, Generator, HasOracle,
-                              PredictsX0, State, unmet)
+from ..core.generator import (X0_PREDICTION, DecodesWinnerApart, Generator, HasClipSize,
+                              HasOracle, PredictsX0, State, unmet)
 from ..core.verifier import Verifier, VerifierError
 from .aggregation import Aggregator, Rank, RewardError, check_rewards
 from .result import Candidate, SearchResult
@@ -50,7 +50,7 @@ class SearchLimits:
     """Denoiser evaluations one search may spend."""
     max_chunk_gb: float = 8.0
     """Decoded clips of one chunk may take this much memory, where the generator says how much
-    a clip takes (``clip_bytes()``)."""
+    a clip takes (core.generator.HasClipSize)."""
 
     def __post_init__(self) -> None:
         finite("chunk_size", self.chunk_size, 1, 4096, integer=True, error=SearchError)
@@ -67,9 +67,8 @@ class SearchLimits:
         if nfe > self.max_nfe:
             raise SearchError(f"this search would spend {nfe} denoiser evaluations, over the limit "
                               f"max_nfe = {self.max_nfe}; lower the population sizes, n or steps")
-        clip = getattr(generator, "clip_bytes", None)
-        if clip is not None:
-            need = min(self.chunk_size, candidates) * clip() / 1e9
+        if isinstance(generator, HasClipSize):
+            need = min(self.chunk_size, candidates) * generator.clip_bytes() / 1e9
             if need > self.max_chunk_gb:
                 raise SearchError(f"a chunk of {min(self.chunk_size, candidates)} decoded clips "
                                   f"needs {need:.2f} GB, over the limit max_chunk_gb = "

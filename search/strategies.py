@@ -1,6 +1,6 @@
 """Naive sampling, Best-of-N and EvoSearch over any Generator.
 
-EvoSearch follows the reference's schedule semantics (algorithms reference, section 5): a
+EvoSearch follows the schedule semantics of the paper's reference implementation: a
 population at each evolution step, elites carried over, tournament parents, mutations of the
 initial noise or of intermediate states (made by the generator, which knows its state
 convention). Unlike the reference it never repeats work: with a deterministic sampler an

@@ -1,5 +1,6 @@
 """ImageBind verifiers: one loading path (architecture read off the checkpoint), one
-preprocessing (algorithms reference, section 6), one embedding cache shared by every score."""
+preprocessing (as the paper's reference implementation computes it), one embedding cache shared
+by every score."""
 
 from .checkpoint import CheckpointError, load_imagebind
 from .embed import ImageBindEmbedder, embedder

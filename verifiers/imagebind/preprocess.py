@@ -1,4 +1,4 @@
-"""ImageBind's input pipeline, as the reference computes it (algorithms reference, section 6),
+"""ImageBind's input pipeline, as the paper's reference implementation computes it,
 on the tensors a search holds: frames [T, H, W, 3] in 0..1, waveforms [C, S]. Frames are first
 quantised to 8 bits (``frames.to_uint8``), as the reference read them from files. One implementation serves every
 ImageBind score (TV/TA/AV-IB, AVHScore, JavisScore)."""

@@ -1,4 +1,4 @@
-"""The ImageBind scores of the paper (algorithms reference, section 6): JavisScore (audio-video
+"""The ImageBind scores of the paper (as its reference implementation computes them): JavisScore (audio-video
 synchrony over sliding 2 s windows), AVHScore (frames against the whole clip's audio), and the
 TV / TA / AV cosine similarities. Each takes an ImageBindModel (or the embedder of one) and
 scores an AVBatch; all of them read the same cached embeddings."""
