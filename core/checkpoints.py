@@ -38,8 +38,6 @@ def read_file(path: str | Path, device: str | torch.device = "cpu", mmap: bool =
             if not mmap or "mmap" not in str(e):
                 raise
             state = torch.load(path, map_location=device, weights_only=True)  # an old format
-    except CheckpointError:
-        raise
     except Exception as e:  # a truncated or foreign file
         raise CheckpointError(f"{path} is not a readable state dict ({type(e).__name__}: {e})") from e
     if not isinstance(state, Mapping):

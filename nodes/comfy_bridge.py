@@ -127,7 +127,9 @@ class ComfyAVGenerator:
 
     def cannot(self, need: str) -> str | None:
         """Later mutations and x0 reads need each stream's noise level (nodes/streams.py)."""
-        return self.streams.unknown or None if need in (LATER_MUTATION, X0_PREDICTION) else None
+        if need in (LATER_MUTATION, X0_PREDICTION) and self.streams.unknown:
+            return self.streams.unknown
+        return None
 
     def initial_noise(self, seeds: Sequence[int]) -> list:
         """The noise RandomNoise(seed) gives for the latent (one generator, stream by stream)."""
