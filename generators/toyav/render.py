@@ -68,7 +68,8 @@ def _one_shot(name: str, n: int, sample_rate: int, pitch: torch.Tensor, peak: to
     """[P, n] samples of one impact's sound for P (pitch factor, peak amplitude) pairs, attack
     at sample 0 (a 1 ms ramp). A pitch factor plays the sound that much faster, so it scales
     every tonal frequency (and shortens the ring) alike; factor 1 and peak 0.8 is the base sound."""
-    t = torch.arange(n, dtype=torch.float64) / sample_rate * pitch.double()[:, None]  # [P, n]
+    on = pitch.device
+    t = torch.arange(n, dtype=torch.float64, device=on) / sample_rate * pitch.double()[:, None]  # [P, n]
     attack = (t / 1e-3).clamp(max=1.0)
     if name == "bell":  # inharmonic partials, long ring
         ratios, amps, decays = (1.0, 2.32, 4.25, 6.63), (1.0, 0.6, 0.4, 0.25), (0.35, 0.25, 0.15, 0.1)
@@ -76,8 +77,8 @@ def _one_shot(name: str, n: int, sample_rate: int, pitch: torch.Tensor, peak: to
                    for r, a, d in zip(ratios, amps, decays))
     elif name == "drum":  # low sine gliding down plus a noise burst (not pitched), short
         glide = 2 * math.pi * (60.0 * t + 90.0 * 0.03 * (1 - torch.exp(-t / 0.03)))
-        real = torch.arange(n, dtype=torch.float64) / sample_rate
-        noise = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        real = torch.arange(n, dtype=torch.float64, device=on) / sample_rate
+        noise = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(on)
         wave = torch.exp(-t / 0.08) * torch.sin(glide) + 0.5 * torch.exp(-real / 0.015) * noise
     else:  # whistle: high pure tone with a slight vibrato
         wave = torch.exp(-t / 0.15) * torch.sin(2 * math.pi * 2400.0 * t
