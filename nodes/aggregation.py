@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from comfy_api.latest import io, ui
 
-from ..search.aggregation import AGGREGATORS, ARW, MAX_WINDOW, Aggregator, RewardError, make_aggregator
+from ..search.aggregation import AGGREGATORS, ARW, MAX_WINDOW, OPTIMIZERS, Aggregator, RewardError, make_aggregator
 from ..search.arw_state import TRACE_LIMIT, ARWSettings, SharedARW
 from . import types
 from .parsing import parse_stats, parse_weights
@@ -90,7 +90,7 @@ class ARWStateNode(io.ComfyNode):
                                         "scales; saved under the user directory in avits/arw/. "
                                         "One state learns from one verifier set."),
                 io.String.Input("weights", default="", tooltip=WEIGHTS_TOOLTIP),
-                io.Combo.Input("optimizer", options=["adam", "rmsprop", "sgd"], default="adam",
+                io.Combo.Input("optimizer", options=list(OPTIMIZERS), default=OPTIMIZERS[0],
                                advanced=True, tooltip="Optimizer of the log-variances; fixed "
                                                       "when the state is created (reset to change)."),
                 io.Float.Input("lr", default=0.05, min=1e-5, max=1.0, step=0.005, advanced=True,

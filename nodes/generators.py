@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..generators.toyav import ToyAVGenerator
+from ..generators.toyav import WORLDS, ToyAVGenerator
 from . import types
 
 
@@ -42,7 +42,7 @@ class ToyAVGeneratorNode(io.ComfyNode):
                                tooltip="Frames per second."),
                 io.Float.Input("duration", default=2.0, min=0.5, max=10.0, step=0.5, advanced=True,
                                tooltip="Clip length in seconds."),
-                io.Combo.Input("world", options=["discrete", "continuous"], default="discrete",
+                io.Combo.Input("world", options=list(WORLDS), default=WORLDS[0],
                                optional=True,
                                tooltip="discrete: only color, shape and sound, so a nearby noise "
                                        "gives the same sample or a different one. continuous: "

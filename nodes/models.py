@@ -80,18 +80,20 @@ def dtype_for(choice: str) -> torch.dtype:
     return torch.float32
 
 
-DTYPES = ["auto", "fp32", "fp16", "bf16"]
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+DEVICES = ("default", "cpu")
+"""Where a loader runs its model: ComfyUI's device, or the CPU."""
 
 
 def dtype_input() -> io.Combo.Input:
     """The loaders' precision choice (resolved by ``dtype_for``)."""
-    return io.Combo.Input("dtype", options=DTYPES, default="auto", advanced=True,
+    return io.Combo.Input("dtype", options=list(DTYPES), default=DTYPES[0], advanced=True,
                           tooltip="auto: bf16 or fp16 where the GPU supports it, else fp32.")
 
 
 def device_input(what: str) -> io.Combo.Input:
     """A generator loader's choice of where ``what`` runs (resolved by ``device_for``)."""
-    return io.Combo.Input("device", options=["default", "cpu"], default="default", advanced=True,
+    return io.Combo.Input("device", options=list(DEVICES), default=DEVICES[0], advanced=True,
                           tooltip=f"Where {what} runs: default is ComfyUI's device (the GPU); "
                                   "cpu runs it on the CPU (slow, in fp32).")
 
