@@ -80,16 +80,18 @@ def check_keys(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.T
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shaped = [k for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    parts = [f"missing {_few(missing, prefix)}" if missing else "",
-             f"unexpected {_few(unexpected, prefix)}" if unexpected else ""]
+    keys = [f"missing {_few(missing, prefix)}" if missing else "",
+            f"unexpected {_few(unexpected, prefix)}" if unexpected else ""]
+    keys = [k for k in keys if k]
     if shaped:
-        k = shaped[0]
-        parts.append(f"'{prefix}{k}' is {tuple(state[k].shape)} in the file, "
-                     f"{tuple(expected[k].shape)} in the model"
-                     + (f" (and {len(shaped) - 1} more keys of another shape)" if len(shaped) > 1 else ""))
-    parts = [p for p in parts if p]
-    if parts:
-        raise CheckpointError(f"{source} does not fit {what}: {'; '.join(parts)}")
+        k, more = prefix + shaped[0], len(shaped) - 1
+        raise CheckpointError(
+            f"{source}: '{k}' is {tuple(state[shaped[0]].shape)} in the file; the file does not fit "
+            f"{what}, whose {k} is {tuple(expected[shaped[0]].shape)}"
+            + (f" ({more} more keys of another shape)" if more else "")
+            + "".join(f"; {part}" for part in keys))
+    if keys:
+        raise CheckpointError(f"{source} does not fit {what}: {'; '.join(keys)}")
 
 
 def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str | Path,

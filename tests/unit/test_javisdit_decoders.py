@@ -214,7 +214,7 @@ def test_bad_video_files_say_what_is_wrong(twins, tmp_path):
     state["temporal_vae.decoder.conv_out.conv.weight"] = torch.zeros(4, 16, 3, 3, 3)
     (tmp_path / "wrong").mkdir()
     save_file(state, str(tmp_path / "wrong" / "model.safetensors"))
-    with pytest.raises(CheckpointError, match=r"wrong/model.safetensors.*decoder\.conv_out\.conv\.weight' is"):
+    with pytest.raises(CheckpointError, match=r"wrong/model.safetensors.*decoder\.conv_out\.conv\.weight is"):
         V.load_opensora_vae(tmp_path / "wrong")
     (tmp_path / "other").mkdir()
     save_file({"weight": torch.zeros(2)}, str(tmp_path / "other" / "model.safetensors"))

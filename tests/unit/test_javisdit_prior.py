@@ -265,7 +265,7 @@ def test_bad_folders_say_what_is_wrong(folder, tmp_path):
     state = load_file(str(folder / "model.safetensors"))
     wrong = copy_folder(folder, tmp_path / "wrong", state | {"in_proj.weight": torch.zeros(32, 1024)})
     with pytest.raises(CheckpointError,
-                       match=r"wrong/model.safetensors does not fit .*'in_proj.weight' is \(32, 1024\)"):
+                       match=r"wrong/model.safetensors: 'in_proj.weight' is \(32, 1024\)"):
         load_prior(wrong)
     deeper = copy_folder(folder, tmp_path / "deeper", state, config={"num_decoder_layers": 2})
     with pytest.raises(CheckpointError, match="missing prior_extractor.decoder.layers.1"):
