@@ -19,11 +19,21 @@ from ..core.generator import (X0_PREDICTION, DecodesWinnerApart, Generator, HasC
                               HasOracle, PredictsX0, State, unmet)
 from ..core.verifier import Verifier, VerifierError
 from .aggregation import Aggregator, Rank, RewardError, check_rewards
+from .recipe import Recipe
 from .result import Candidate, SearchResult
 
 ProgressCallback = Callable[[int, int, "AVBatch | None"], None]
 """(units done, units planned, preview of the best clip so far or None). It may raise to stop
-the search (an interrupt); the search leaves no half-done state behind."""
+the search (an interrupt); the search leaves no half-done state behind. The units are
+thousandths of the search's estimated time, so the bar moves evenly through denoising,
+decoding and verifying, whichever of them is slow."""
+
+ClipsCallback = Callable[[list[int], "AVBatch"], None]
+"""(candidate ids, their decoded clips) for every chunk of finished candidates, as soon as they
+are verified: where a caller keeps every candidate (the search itself keeps only the clips that
+can still win)."""
+
+PROGRESS_UNITS = 1000
 
 Placer = Callable[[str, list[Any]], None]
 """Called before a phase ('generate', 'decode', 'verify') with the torch modules it runs, so the
@@ -89,7 +99,7 @@ class SearchRun:
                  limits: SearchLimits = SearchLimits(), on_progress: ProgressCallback | None = None,
                  after_observe: Callable[[], None] | None = None,
                  bind: BindCallback | None = None, place: Placer | None = None,
-                 needs: Sequence[str] = ()) -> None:
+                 on_clips: ClipsCallback | None = None, needs: Sequence[str] = ()) -> None:
         """Checks everything that can be checked before any work: what the search needs of the
         generator (``needs``: core.generator's LATER_MUTATION, X0_PREDICTION), the verifier set,
         its reward names against the aggregator's history and weights, and the plan against
@@ -109,8 +119,11 @@ class SearchRun:
         self.generator, self.verifiers, self.aggregator = generator, list(verifiers), aggregator
         self.prompt = prompt or generator.prompt
         self.limits, self.on_progress, self.after_observe = limits, on_progress, after_observe
-        self.place = place
-        self.planned, self.done = planned_nfe + 2 * planned_candidates, 0
+        self.place, self.on_clips = place, on_clips
+        self.planned = {"generate": planned_nfe, "decode": planned_candidates,
+                        "verify": planned_candidates}
+        self.done = dict.fromkeys(self.planned, 0)
+        self.shown = 0  # thousandths shown so far (the bar never moves back)
         self.candidates: list[Candidate] = []
         self.rewards: dict[str, torch.Tensor] = {k: torch.empty(0, dtype=torch.float64)
                                                  for k in identities}
@@ -136,10 +149,22 @@ class SearchRun:
         finally:
             self.timings[phase] += time.perf_counter() - t
 
-    def advance(self, units: int, preview: AVBatch | None = None) -> None:
-        self.done += units
+    def advance(self, units: int, preview: AVBatch | None = None, phase: str = "generate") -> None:
+        """Count ``units`` of ``phase`` done (denoiser evaluations, clips decoded or verified)."""
+        self.done[phase] += units
         if self.on_progress is not None:
-            self.on_progress(self.done, self.planned, preview)
+            self.shown = max(self.shown, round(PROGRESS_UNITS * self.fraction_done()))
+            self.on_progress(self.shown, PROGRESS_UNITS, preview)
+
+    def fraction_done(self) -> float:
+        """Work done over work planned, each phase weighted by its seconds per unit so far (a
+        phase not yet timed by the mean of those that are), so slow verifiers count as slow."""
+        rates = {k: self.timings[k] / self.done[k] for k in self.planned
+                 if self.done[k] and self.timings[k] > 0}
+        default = sum(rates.values()) / len(rates) if rates else 1.0
+        cost = {k: rates.get(k, default) for k in self.planned}
+        planned = sum(max(self.planned[k], self.done[k]) * cost[k] for k in cost)
+        return min(1.0, sum(self.done[k] * cost[k] for k in cost) / planned) if planned else 1.0
 
     def _place(self, phase: str, owners: Sequence[Any]) -> None:
         mods = [m for owner in owners for m in verifier_api.models(owner)]
@@ -185,16 +210,20 @@ class SearchRun:
         rewards is ranked by average ranks instead). Decoded and verified in chunks."""
         verifiers = list(verifiers) if verifiers else self.verifiers
         got: dict[str, list[torch.Tensor]] = {}
+        for k in ("decode", "verify"):  # reads of x0 are work the plan did not count
+            self.planned[k] += len(x0)
         for part in _chunks(len(x0), self.limits.chunk_size):
             self._place("decode", [self.generator])
             with self.timed("decode"):
                 av = self.generator.decode(x0[part])
+            self.advance(part.stop - part.start, phase="decode")
             self._place("verify", verifiers)
             with self.timed("verify"):
                 try:
                     rewards = check_rewards(verifier_api.score(verifiers, av, [self.prompt] * len(av)))
                 except VerifierError as e:
                     raise RewardError(str(e)) from None
+            self.advance(part.stop - part.start, phase="verify")
             for k, v in rewards.items():
                 got.setdefault(k, []).append(v)
         rewards = {k: torch.cat(v) for k, v in got.items()}
@@ -204,9 +233,10 @@ class SearchRun:
             return Rank().score(rewards)
 
     def add_candidates(self, finals: list[State], generation: int, parents: list[int | None],
-                       seeds: list[int]) -> list[Candidate]:
+                       seeds: list[int], recipes: Sequence[Recipe] | None = None) -> list[Candidate]:
         """Decode, verify and score a generation's new finished states, each exactly once, in
-        chunks; the aggregator sees the whole generation at once, as the method requires."""
+        chunks; the aggregator sees the whole generation at once, as the method requires.
+        ``recipes``: how each was made, where that is more than its seed."""
         first = len(self.candidates)
         new: dict[str, list[torch.Tensor]] = {k: [] for k in self.rewards}
         oracle: list[dict[str, float] | None] = []
@@ -214,7 +244,7 @@ class SearchRun:
             self._place("decode", [self.generator])
             with self.timed("decode"):
                 av = self.generator.decode(finals[part])
-            self.advance(part.stop - part.start, av.clip(len(av) - 1))  # the newest candidate
+            self.advance(part.stop - part.start, phase="decode")
             self._place("verify", self.verifiers)
             with self.timed("verify"):
                 try:
@@ -222,13 +252,16 @@ class SearchRun:
                                                            [self.prompt] * len(av)))
                 except VerifierError as e:
                     raise RewardError(str(e)) from None
-            self.advance(part.stop - part.start)
             with self.timed("oracle"):  # evaluation only: kept out of the search's own costs
                 oracle += (self.generator.oracle(finals[part], self.prompt)
                            if isinstance(self.generator, HasOracle) else [None] * len(av))
             for k in new:
                 new[k].append(got[k])
-            self._keep_front(av, first + part.start, {k: torch.cat(v) for k, v in new.items()})
+            so_far = {k: torch.cat(v) for k, v in new.items()}
+            self._keep_front(av, first + part.start, so_far)
+            if self.on_clips is not None:
+                self.on_clips(list(range(first + part.start, first + part.stop)), av)
+            self.advance(part.stop - part.start, self._best_so_far(so_far), phase="verify")
         batch = {k: torch.cat(v) for k, v in new.items()}
         with self.timed("aggregate"):
             self.aggregator.observe(batch)
@@ -240,13 +273,23 @@ class SearchRun:
         added = []
         for j, state in enumerate(finals):
             c = Candidate(first + j, generation, parents[j], seeds[j], self.generator.store(state),
-                          {k: float(t[j]) for k, t in batch.items()}, oracle=oracle[j])
+                          {k: float(t[j]) for k, t in batch.items()}, oracle=oracle[j],
+                          recipe=recipes[j] if recipes is not None else None)
             self.candidates.append(c)
             added.append(c)
         self.rewards = {k: torch.cat([self.rewards[k], batch[k]]) for k in self.rewards}
         self.rescore()
         self.advance(0, self._clips.get(self.best))
         return added
+
+    def _best_so_far(self, new: dict[str, torch.Tensor]) -> AVBatch | None:
+        """The clip of the best candidate so far, this generation's verified ones included,
+        ranked by the aggregator's current state without entering its history (the live
+        preview shows the leader, not the newest candidate)."""
+        rewards = {k: torch.cat([self.rewards[k], new[k]]) for k in self.rewards}
+        with self.timed("aggregate"):
+            leader = int(torch.argmax(self.aggregator.score(rewards)))
+        return self._clips.get(leader)
 
     def _keep_front(self, av: AVBatch, first_id: int, new: dict[str, torch.Tensor]) -> None:
         """Keep the clips of this chunk that no candidate so far beats on every reward (only

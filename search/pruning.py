@@ -24,6 +24,7 @@ from ..core.generator import LATER_MUTATION, X0_PREDICTION, Generator
 from ..core.verifier import Verifier
 from .aggregation import Aggregator
 from .engine import SearchError, SearchRun
+from .recipe import Change, Recipe
 from .result import Candidate, SearchResult
 from .schedule import Step, resolve_steps
 
@@ -158,13 +159,14 @@ def particle_search(generator: Generator, verifiers: Sequence[Verifier], aggrega
     with run.timed("generate"):
         states = generator.initial_noise(seeds)
     history: list[dict[int, float]] = [{} for _ in seeds]
+    recipes = [Recipe(s) for s in seeds]
     at = 0
     for step in (int(k) for k in config.resample_steps):
         states, x0 = run.denoise_predicting(states, seeds, at, step)
         scores = run.intermediate_scores(x0, proxy)
         weights = torch.softmax(scores / config.temperature, dim=0).tolist()
         picks = sorted(rng.choices(range(len(states)), weights=weights, k=config.n))
-        new_states, new_seeds, seen = [], [], set()
+        new_states, new_seeds, new_recipes, seen = [], [], [], set()
         new_history: list[dict[int, float]] = []
         for i in picks:
             h: dict[int, float] = {**history[i], step: float(scores[i])}
@@ -172,15 +174,17 @@ def particle_search(generator: Generator, verifiers: Sequence[Verifier], aggrega
                 seed = next(next_seed)
                 with run.timed("generate"):
                     state = generator.mutate(states[i], step, config.jitter, seed, "variance_preserving")
+                new_recipes.append(recipes[i].then(Change(step, seed, config.jitter, "variance_preserving")))
             else:
                 seed, state = seeds[i], states[i]
+                new_recipes.append(recipes[i])
                 seen.add(i)
             new_states.append(generator.store(state))
             new_seeds.append(seed)
             new_history.append(h)
-        states, seeds, history, at = new_states, new_seeds, new_history, step
+        states, seeds, history, recipes, at = new_states, new_seeds, new_history, new_recipes, step
     finals, _ = run.denoise(states, seeds, at, steps)
-    added = run.add_candidates(finals, 0, [None] * len(finals), seeds)
+    added = run.add_candidates(finals, 0, [None] * len(finals), seeds, recipes)
     for c, h in zip(added, history):
         c.intermediate = h if config.resample_steps else None
     return run.finish("particle_search", {

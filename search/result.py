@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.batch import AVBatch
+from .recipe import Recipe
 
 
 @dataclass
@@ -27,10 +28,17 @@ class Candidate:
     no final rewards and no score)."""
     intermediate: dict[int, float] | None = None
     """Its score at each step where intermediate rewards were read (never final rewards)."""
+    recipe: Recipe | None = None
+    """How to make it again (search.recipe.replay); None: its seed alone."""
+    file: str | None = None
+    """Its mp4, where the search node kept every candidate."""
 
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.id, "generation": self.generation, "parent": self.parent,
-               "seed": self.seed, "rewards": self.rewards, "score": self.score}
+               "seed": self.seed, "recipe": (self.recipe or Recipe(self.seed)).text(),
+               "rewards": self.rewards, "score": self.score}
+        if self.file is not None:
+            out["file"] = self.file
         if self.oracle is not None:
             out["oracle"] = self.oracle
         if self.intermediate is not None:

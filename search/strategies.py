@@ -26,6 +26,7 @@ from ..core.generator import LATER_MUTATION, MUTATIONS, Generator
 from ..core.verifier import Verifier
 from .aggregation import Aggregator
 from .engine import SearchError, SearchRun
+from .recipe import Change, Recipe
 from .result import SearchResult
 from .schedule import Step, resolve_steps
 
@@ -120,6 +121,7 @@ class _Member:
     candidate: int | None = None
     parent: int | None = None
     seed: int = 0
+    recipe: Recipe = Recipe(0)
 
 
 def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: Aggregator,
@@ -136,7 +138,8 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
     next_seed = iter(range(config.seed, config.seed + 10**9))
     seeds = [next(next_seed) for _ in range(sizes[0])]
     with run.timed("generate"):
-        population = [_Member(s, seed=k) for s, k in zip(generator.initial_noise(seeds), seeds)]
+        population = [_Member(s, seed=k, recipe=Recipe(k))
+                      for s, k in zip(generator.initial_noise(seeds), seeds)]
     pools: dict[int, list[_Member]] = {e: [] for e in evo}  # distinct states seen at each step
     start = 0
     for g in range(len(sizes)):
@@ -144,10 +147,12 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
         if new:
             finals, recorded = run.denoise([m.state for m in new], [m.seed for m in new], start,
                                            steps, record=evo[g:])
-            added = run.add_candidates(finals, g, [m.parent for m in new], [m.seed for m in new])
+            added = run.add_candidates(finals, g, [m.parent for m in new], [m.seed for m in new],
+                                       [m.recipe for m in new])
             for j, (m, c) in enumerate(zip(new, added)):
                 for e in evo[g:]:
-                    pools[e].append(_Member(generator.store(recorded[e][j]), c.id, m.parent, m.seed))
+                    pools[e].append(_Member(generator.store(recorded[e][j]), c.id, m.parent, m.seed,
+                                            m.recipe))
         if g == len(evo):
             break
         start = evo[g]
@@ -156,7 +161,8 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
         order = sorted(range(len(pool)), key=lambda i: -fitness[i])
         elites = [pool[i] for i in order[:config.elites]]
         if not reuse:  # a stochastic sampler gives an elite a new rollout, with new noise
-            elites = [_Member(m.state, None, m.candidate, next(next_seed)) for m in elites]
+            elites = [_Member(m.state, None, m.candidate, s, m.recipe.then(Change(start, s)))
+                      for m, s in ((m, next(next_seed)) for m in elites)]
         k = max(1, int(len(pool) * config.tournament_ratio))
         children = []
         for _ in range(sizes[g + 1] - len(elites)):
@@ -166,7 +172,8 @@ def evosearch(generator: Generator, verifiers: Sequence[Verifier], aggregator: A
             with run.timed("generate"):
                 child = generator.mutate(parent.state, start, config.mutation_rate, seed,
                                          config.mutation)
-            children.append(_Member(child, None, parent.candidate, seed))
+            children.append(_Member(child, None, parent.candidate, seed, parent.recipe.then(
+                Change(start, seed, config.mutation_rate, config.mutation))))
         population = elites + children
     return run.finish("evosearch", {"steps": steps, "evolution_steps": evo,
                                     "population_sizes": sizes, "elites": config.elites,

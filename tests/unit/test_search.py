@@ -157,20 +157,20 @@ def test_progress_covers_the_whole_plan_and_interrupt_stops_within_a_step():
     seen = []
     gen = CountingGenerator()
     evosearch(gen, verifiers(), ARW(), EvoSearchConfig(), on_progress=lambda d, t, p: seen.append((d, t)))
-    assert seen[-1][0] == seen[-1][1] == 300 + 2 * 11
-    assert all(t == 322 for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1] == (1000, 1000) and all(t == 1000 for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # the bar never moves back
 
     class Stop(Exception):
         pass
 
     def interrupt(done, total, preview):
-        if done >= 170:  # during the second generation's denoising
+        if gen.nfe >= 170:  # during the second generation's denoising
             raise Stop
 
     agg, gen = ARW(), CountingGenerator()
     with pytest.raises(Stop):
         evosearch(gen, verifiers(), agg, EvoSearchConfig(), on_progress=interrupt)
-    assert gen.nfe <= 170 - 10 + 3  # stopped within one step (3 members) of reaching 170
+    assert gen.nfe < 170 + 3  # stopped in the step (3 members) that reached 170
     assert agg.history_size == 5  # only the finished generation entered the history
     json.dumps(agg.state_dict())
 
@@ -288,9 +288,21 @@ def test_chunks_bound_every_batch_and_interrupts_are_checked_between_chunks():
     assert gen.seen_seeds == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert gen.decode_calls == [4, 4, 2] and [v.calls for v in vs] == [[4, 4, 2]] * 2
     assert len(res.candidates) == 10 and res.nfe == 300
-    # after the last denoising step, progress moves after each chunk's decode and verify
-    assert seen[29:31] == [120, 124] and seen[59:61] == [240, 242]  # chunk after chunk
-    assert seen[-8:] == [300, 304, 308, 312, 316, 318, 320, 320]
+    # one update per denoising step of each chunk, then after its decode and its verification
+    assert len(seen) == 3 * (30 + 2) + 1 and seen == sorted(seen) and seen[-1] == 1000
+
+
+def test_progress_weighs_each_phase_by_its_seconds_so_far():
+    """Slow verifiers count as slow: 300 quick steps and 10 quick decodes done, 5 of 10 slow
+    verifications done is 62 % of the time, not 315 / 320 units."""
+    from comfyui_avits.search.engine import SearchRun
+
+    run = SearchRun(CountingGenerator(), verifiers(), WeightedSum(), 300, 10)
+    run.done = {"generate": 300, "decode": 10, "verify": 5}
+    run.timings.update(generate=3.0, decode=0.1, verify=5.0)
+    assert run.fraction_done() == pytest.approx((3 + 0.1 + 5) / (3 + 0.1 + 10))
+    run.done["verify"], run.timings["verify"] = 0, 0.0  # not timed yet: the mean rate of the others
+    assert run.fraction_done() == pytest.approx(3.1 / (3.1 + 10 * 0.01))
 
 
 def test_the_plan_is_checked_against_the_limits_before_any_work():
