@@ -5,6 +5,9 @@ ComfyUI imports this package and calls ``comfy_entrypoint``. The core subpackage
 plain library: ``import comfyui_avits.search``.
 """
 
+WEB_DIRECTORY = "./web"
+"""The frontend extension that shows a search's result on its node (web/avits.js)."""
+
 
 async def comfy_entrypoint():
     """Return the pack's ComfyExtension (imports the ComfyUI glue only when ComfyUI asks)."""

@@ -140,7 +140,11 @@ class ARWInspectNode(io.ComfyNode):
             category="AVITS/aggregation",
             description="Shows an ARW state's learned scales, history size and a plot of the "
                         "scales over time.",
-            inputs=[types.Aggregator.Input("aggregator", tooltip="From AVITS ARW State.")],
+            inputs=[types.Aggregator.Input("aggregator", tooltip="From AVITS ARW State."),
+                    types.Report.Input("after", optional=True,
+                                       tooltip="A search's report: the state is read after that "
+                                               "search has learned from its rewards (without "
+                                               "it ComfyUI may run this node first).")],
             outputs=[io.String.Output(display_name="summary"), io.Image.Output(display_name="plot")],
             is_output_node=True,
             not_idempotent=True,
@@ -151,7 +155,7 @@ class ARWInspectNode(io.ComfyNode):
         return float("nan")
 
     @classmethod
-    def execute(cls, aggregator: AggregatorChoice) -> io.NodeOutput:
+    def execute(cls, aggregator: AggregatorChoice, after: dict | None = None) -> io.NodeOutput:
         if aggregator.shared is None:
             raise ValueError(f"'{aggregator.label}' is a static aggregator with nothing to "
                              "inspect; connect an AVITS ARW State node")

@@ -3,37 +3,60 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import folder_paths
-from comfy_api.latest import io, ui
+from comfy_api.latest import InputImpl, Types, io, ui
 
+from ..core.batch import AVBatch
 from ..search.result import SearchResult
 from . import types
-from ..core.media import write_mp4
 from .plots import figure_to_image, save_figure, search_plot
 
 
-def _output_paths(prefix: str) -> dict[str, Path]:
-    """Fresh '<output>/<prefix>_<counter>_{report.json, plot.png, best.mp4}' paths, numbered the
-    way ComfyUI numbers its own outputs."""
-    full_dir, name, counter, _, _ = folder_paths.get_save_image_path(
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where one search's files go: '<output>/<prefix>_<counter>_<name>', numbered the way
+    ComfyUI numbers its own outputs, and the subfolder the frontend asks /view for."""
+
+    folder: Path
+    stem: str
+    subfolder: str
+
+    def __call__(self, name: str) -> Path:
+        return self.folder / f"{self.stem}{name}"
+
+    def saved(self, name: str) -> ui.SavedResult:
+        """The file as a UI output (so it is in the queue history and the Assets panel)."""
+        return ui.SavedResult(f"{self.stem}{name}", self.subfolder, io.FolderType.output)
+
+
+def output_paths(prefix: str) -> OutputPaths:
+    full_dir, name, counter, subfolder, _ = folder_paths.get_save_image_path(
         prefix, folder_paths.get_output_directory())
-    base = Path(full_dir) / f"{name}_{counter:05}_"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    return {k: base.with_name(base.name + suffix) for k, suffix in
-            (("report", "report.json"), ("plot", "plot.png"), ("video", "best.mp4"))}
+    Path(full_dir).mkdir(parents=True, exist_ok=True)
+    return OutputPaths(Path(full_dir), f"{name}_{counter:05}_", subfolder)
 
 
-def save_result(result: SearchResult, prefix: str) -> dict:
+def save_video(path: Path, av: AVBatch, k: int = 0) -> None:
+    """Clip ``k`` of ``av`` as an mp4 with its sound, through ComfyUI's own video writer."""
+    audio = {"waveform": av.audio[k:k + 1].float().cpu(), "sample_rate": av.sample_rate}
+    video = InputImpl.VideoFromComponents(Types.VideoComponents(
+        images=av.video[k].float().cpu(), audio=audio,
+        frame_rate=Fraction(av.fps).limit_denominator(1001)))
+    video.save_to(str(path), format=Types.VideoContainer.MP4, codec=Types.VideoCodec.H264)
+
+
+def save_result(result: SearchResult, paths: OutputPaths) -> dict:
     """The winner as an mp4 (video + audio) with its report and plot beside it; returns the
     report, whose ``files`` name the three."""
-    paths = _output_paths(prefix)
-    report = {**result.report(), "files": {k: str(p) for k, p in paths.items()}}
-    av = result.best_av
-    write_mp4(paths["video"], av.video[0], av.fps, av.audio[0], av.sample_rate)
-    paths["report"].write_text(json.dumps(report, indent=1, allow_nan=False))
-    save_figure(search_plot(report), paths["plot"])
+    files = {"report": paths("report.json"), "plot": paths("plot.png"), "video": paths("best.mp4")}
+    report = {**result.report(), "files": {k: str(p) for k, p in files.items()}}
+    save_video(files["video"], result.best_av)
+    files["report"].write_text(json.dumps(report, indent=1, allow_nan=False))
+    save_figure(search_plot(report), files["plot"])
     return report
 
 
@@ -58,11 +81,11 @@ class SaveReportNode(io.ComfyNode):
     @classmethod
     def execute(cls, report: dict, filename_prefix: str) -> io.NodeOutput:
         clean = {k: v for k, v in report.items() if k != "files"}
-        paths = _output_paths(filename_prefix)
-        paths["report"].write_text(json.dumps(clean, indent=1, allow_nan=False))
-        plot = figure_to_image(search_plot(clean), paths["plot"])
-        return io.NodeOutput(str(paths["report"]), ui={**ui.PreviewImage(plot, cls=cls).as_dict(),
-                                                       "text": [str(paths["report"])]})
+        paths = output_paths(filename_prefix)
+        paths("report.json").write_text(json.dumps(clean, indent=1, allow_nan=False))
+        plot = figure_to_image(search_plot(clean), paths("plot.png"))
+        return io.NodeOutput(str(paths("report.json")), ui={**ui.PreviewImage(plot, cls=cls).as_dict(),
+                                                            "text": [str(paths("report.json"))]})
 
 
 NODES = [SaveReportNode]

@@ -1,12 +1,15 @@
-"""Search nodes: naive sampling, Best-of-N and EvoSearch. Each checks its plan against the
-resource limits before any work, drives one progress bar over the whole search, stops on an
-interrupt between steps and chunks, previews the current best clip, and returns the winner's
-frames, audio, latent and report (also saved beside an mp4 in the output folder)."""
+"""Search nodes: naive sampling, Best-of-N, EvoSearch, pruned Best-of-N, particles and any
+registered method. Each checks its text inputs when the prompt is queued and its plan before
+any work, drives one progress bar over the whole search with the leader so far as its preview,
+stops on an interrupt between steps and chunks, and shows the result on the node: the winning
+frames as a strip, an audio player, a one-line summary and a table of every candidate with the
+recipe that makes it again. The winner's mp4 is a saved output (queue history, Assets)."""
 
 from __future__ import annotations
 
 import json
 import tomllib
+from typing import Any, Callable
 
 import comfy.model_management
 import comfy.utils
@@ -14,20 +17,20 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..core.batch import AVBatch
+from ..core.generator import MUTATIONS
 from ..search import methods
 from ..search.engine import SearchLimits
-from ..search.pruning import ParticleConfig, PrunedBestOfNConfig, particle_search, pruned_best_of_n
 from ..search.result import SearchResult
-from ..search.strategies import BestOfNConfig, EvoSearchConfig, best_of_n, evosearch, naive
+from ..search.strategies import naive
 from . import types
-from ..core.generator import MUTATIONS
 from .aggregation import AggregatorChoice
 from .parsing import parse_ints, parse_schedule, parse_steps
-from .report import save_result
+from .report import OutputPaths, output_paths, save_result, save_video
 from .residency import place
 
 PREVIEW_FRAMES = 6
-BON, EVO, PRUNED, PARTICLES = BestOfNConfig(), EvoSearchConfig(), PrunedBestOfNConfig(), ParticleConfig()
+BON, EVO, PRUNED, PARTICLES = (methods.get(m).config() for m in
+                                ("best_of_n", "evosearch", "pruned_best_of_n", "particles"))
 """The defaults the nodes show: the configs' own (search.methods holds the one copy)."""
 
 
@@ -41,8 +44,9 @@ PRUNING_NOTE = "Measured on the continuous ToyAV: see docs/claims.md."
 
 
 def _progress(node_id: str | None):
-    """One ComfyUI progress bar over the whole search; checks for an interrupt at every update
-    (the bar itself throttles what it sends, so the check is explicit)."""
+    """One ComfyUI progress bar over the whole search, its preview the leader so far; checks for
+    an interrupt at every update (the bar itself throttles what it sends, so the check is
+    explicit)."""
     bar = comfy.utils.ProgressBar(1, node_id=node_id)
 
     def update(done: int, total: int, preview: AVBatch | None) -> None:
@@ -57,25 +61,117 @@ def _progress(node_id: str | None):
     return update
 
 
-def _outputs(cls, result: SearchResult, filename_prefix: str) -> io.NodeOutput:
+class Candidates:
+    """Every finished candidate's clip as it is verified (the search itself keeps only those
+    that can still win): kept in memory for the ``candidates`` outputs and, with
+    keep_candidates, saved as '<prefix>_<counter>_candidate_<id>.mp4'."""
+
+    def __init__(self, paths: OutputPaths, keep: bool, save: bool) -> None:
+        self.paths, self.keep, self.save = paths, keep, save
+        self.clips: dict[int, AVBatch] = {}
+        self.files: dict[int, str] = {}
+
+    def __call__(self, ids: list[int], av: AVBatch) -> None:
+        for j, i in enumerate(ids):
+            if self.save:
+                path = self.paths(f"candidate_{i:03}.mp4")
+                save_video(path, av, j)
+                self.files[i] = str(path)
+            if self.keep:
+                self.clips[i] = AVBatch(av.video[j:j + 1].cpu(), av.fps, av.audio[j:j + 1].cpu(),
+                                        av.sample_rate)
+
+    def batches(self, result: SearchResult) -> tuple[torch.Tensor, dict]:
+        """Frames [N x T, H, W, 3] and audio [N, C, S] of the finished candidates, best first
+        (the winner alone where they were not kept)."""
+        ranked = sorted((c for c in result.candidates if c.id in self.clips),
+                        key=lambda c: -(c.score if c.score == c.score else float("-inf")))
+        clips = [self.clips[c.id] for c in ranked] or [result.best_av]
+        frames = torch.cat([c.video[0] for c in clips]).float()
+        audio = torch.cat([c.audio for c in clips]).float()
+        return frames, {"waveform": audio, "sample_rate": clips[0].sample_rate}
+
+
+def _wanted(cls, outputs: tuple[int, ...]) -> bool:
+    """Whether any node of the queued prompt reads one of these outputs of this node."""
+    me = str(cls.hidden.unique_id)
+    return any(isinstance(v, list) and len(v) == 2 and str(v[0]) == me and v[1] in outputs
+               for node in (cls.hidden.prompt or {}).values()
+               for v in node.get("inputs", {}).values())
+
+
+def summary(report: dict) -> str:
+    """One line: the winner, what makes it again, its rewards, the compute and the time."""
+    best = next(c for c in report["candidates"] if c["id"] == report["best"])
+    rewards = ", ".join(f"{k} {v:.3g}" for k, v in best["rewards"].items())
+    return (f"winner #{best['id']} of {len(report['candidates'])} (recipe {best['recipe']}): "
+            f"score {best['score']:.3g}; {rewards}; {report['nfe']} NFE; "
+            f"{report['timings']['total']:.1f} s")
+
+
+def strip(frames: torch.Tensor, n: int = PREVIEW_FRAMES, gap: int = 2) -> torch.Tensor:
+    """[1, H, n W + gaps, 3]: n frames spread over the clip, side by side."""
+    pick = torch.linspace(0, frames.shape[0] - 1, min(n, frames.shape[0])).long()
+    h, _, c = frames.shape[1:]
+    parts = []
+    for k in pick.tolist():
+        parts += [frames[k].float().cpu(), torch.ones(h, gap, c)]
+    return torch.cat(parts[:-1], 1)[None]
+
+
+def _finish(cls, result: SearchResult, paths: OutputPaths, kept: Candidates) -> io.NodeOutput:
+    for c in result.candidates:
+        c.file = kept.files.get(c.id)
+    report = save_result(result, paths)
     av = result.best_av
     frames = av.video[0]
     audio = {"waveform": av.audio[:1].float().cpu(), "sample_rate": av.sample_rate}
-    report = save_result(result, filename_prefix)
-    pick = torch.linspace(0, frames.shape[0] - 1, min(PREVIEW_FRAMES, frames.shape[0])).long()
-    preview = {**ui.PreviewImage(frames[pick], cls=cls).as_dict(),
-               **ui.PreviewAudio(audio, cls=cls).as_dict(),
-               "avits_report": [json.dumps(report, allow_nan=False)]}
-    return io.NodeOutput(frames, audio, result.best_latent, report, ui=preview)
+    all_frames, all_audio = kept.batches(result)
+    table = [{k: c.get(k) for k in ("id", "generation", "recipe", "score", "rewards", "pruned_at",
+                                    "file")} for c in report["candidates"]]
+    shown = {**ui.PreviewImage(strip(frames), cls=cls).as_dict(),
+             **ui.PreviewAudio(audio, cls=cls).as_dict(),
+             "video": [paths.saved("best.mp4")],
+             "avits_summary": [summary(report)],
+             "avits_candidates": [json.dumps(table, allow_nan=False)],
+             "avits_report": [json.dumps(report, allow_nan=False)]}
+    return io.NodeOutput(frames, audio, result.best_latent, report, all_frames, all_audio, ui=shown)
 
 
-def _options(cls, aggregator: AggregatorChoice, prompt: str, chunk_size: int,
-             max_candidates: int) -> dict:
-    """What every search takes from its node: the prompt text, the budget and the hooks."""
-    return {"prompt": prompt.strip() or None,
-            "limits": SearchLimits(chunk_size=chunk_size, max_candidates=max_candidates),
-            "on_progress": _progress(cls.hidden.unique_id), "place": place,
-            **aggregator.search_options()}
+def _search(cls, run: Callable[..., SearchResult], aggregator: AggregatorChoice,
+            filename_prefix: str, prompt: str, chunk_size: int, max_candidates: int,
+            keep_candidates: bool) -> io.NodeOutput:
+    """Run ``run(aggregator, **options)`` with what every search takes from its node (the
+    prompt text, the budget, the hooks) and show its result."""
+    paths = output_paths(filename_prefix)
+    kept = Candidates(paths, keep=keep_candidates or _wanted(cls, (4, 5)), save=keep_candidates)
+    options: dict[str, Any] = {
+        "prompt": prompt.strip() or None,
+        "limits": SearchLimits(chunk_size=chunk_size, max_candidates=max_candidates),
+        "on_progress": _progress(cls.hidden.unique_id), "place": place, "on_clips": kept,
+        **aggregator.search_options()}
+    return _finish(cls, run(aggregator.aggregator(), **options), paths, kept)
+
+
+def run_method(cls, method: str, settings: dict, generator, verifiers, aggregator: AggregatorChoice,
+               seed: int, filename_prefix: str, proxy_verifiers=None, prompt: str = "",
+               chunk_size: int = 8, max_candidates: int = 1024,
+               keep_candidates: bool = False) -> io.NodeOutput:
+    """A registered method (search.methods) with its settings by field name."""
+    chosen = methods.get(method)
+    config = chosen.make(settings, seed)
+    extra = {"proxy": proxy_verifiers} if chosen.proxy else {}
+    return _search(cls, lambda agg, **o: chosen.run(generator, verifiers, agg, config, **extra, **o),
+                   aggregator, filename_prefix, prompt, chunk_size, max_candidates, keep_candidates)
+
+
+def checked(read: Callable[[], Any]) -> bool | str:
+    """A queue-time check: True, or the reason the inputs cannot be read."""
+    try:
+        read()
+    except (ValueError, TypeError) as e:
+        return str(e)
+    return True
 
 
 COMMON_INPUTS = [
@@ -102,9 +198,20 @@ TAIL_INPUTS = [
     io.Int.Input("max_candidates", default=1024, min=1, max=1_000_000, optional=True,
                  advanced=True, tooltip="The most candidates one search may score; a larger "
                                         "plan is refused before any work."),
+    io.Boolean.Input("keep_candidates", default=False, optional=True, advanced=True,
+                     tooltip="Save every finished candidate's mp4 beside the winner's "
+                             "('..._candidate_<id>.mp4'); the report and the node's table "
+                             "name each file with its scores and recipe."),
 ]
 COMMON_OUTPUTS = [io.Image.Output(display_name="frames"), io.Audio.Output(display_name="audio"),
-                  io.Latent.Output(display_name="latent"), types.Report.Output(display_name="report")]
+                  io.Latent.Output(display_name="latent"), types.Report.Output(display_name="report"),
+                  io.Image.Output(display_name="candidates",
+                                  tooltip="Every finished candidate's frames, best first (N x "
+                                          "frames images); connect it to keep them all."),
+                  io.Audio.Output(display_name="candidates_audio",
+                                  tooltip="Every finished candidate's audio as a batch, best "
+                                          "first, in the order of 'candidates'.")]
+HIDDEN = [io.Hidden.unique_id, io.Hidden.prompt]
 
 
 class NaiveSampleNode(io.ComfyNode):
@@ -115,14 +222,13 @@ class NaiveSampleNode(io.ComfyNode):
             category="AVITS/search",
             description="One sample, scored by the verifiers: the baseline a search improves on.",
             inputs=[*COMMON_INPUTS, *TAIL_INPUTS], outputs=COMMON_OUTPUTS,
-            is_output_node=True, hidden=[io.Hidden.unique_id])
+            is_output_node=True, hidden=HIDDEN)
 
     @classmethod
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, filename_prefix,
-                prompt="", chunk_size=8, max_candidates=1024) -> io.NodeOutput:
-        result = naive(generator, verifiers, aggregator.aggregator(), seed,
-                       **_options(cls, aggregator, prompt, chunk_size, max_candidates))
-        return _outputs(cls, result, filename_prefix)
+                prompt="", chunk_size=8, max_candidates=1024, keep_candidates=False) -> io.NodeOutput:
+        return _search(cls, lambda agg, **o: naive(generator, verifiers, agg, seed, **o), aggregator,
+                       filename_prefix, prompt, chunk_size, max_candidates, keep_candidates)
 
 
 class BestOfNNode(io.ComfyNode):
@@ -134,17 +240,16 @@ class BestOfNNode(io.ComfyNode):
             description="Samples N candidates from N seeds, scores each with every verifier, "
                         "combines the rewards and returns the best.",
             inputs=[*COMMON_INPUTS,
-                    io.Int.Input("n", default=BON.n, min=0, max=1024,
+                    io.Int.Input("n", default=BON.n, min=1, max=1024,
                                  tooltip="Number of candidates (the reference uses 10 for LTX-2)."),
                     *TAIL_INPUTS],
-            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=HIDDEN)
 
     @classmethod
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, n, filename_prefix,
-                prompt="", chunk_size=8, max_candidates=1024) -> io.NodeOutput:
-        result = best_of_n(generator, verifiers, aggregator.aggregator(), BestOfNConfig(n, seed),
-                           **_options(cls, aggregator, prompt, chunk_size, max_candidates))
-        return _outputs(cls, result, filename_prefix)
+                **tail) -> io.NodeOutput:
+        return run_method(cls, "best_of_n", {"n": n}, generator, verifiers, aggregator, seed,
+                          filename_prefix, **tail)
 
 
 class EvoSearchNode(io.ComfyNode):
@@ -181,18 +286,30 @@ class EvoSearchNode(io.ComfyNode):
                                            "reference); 'variance_preserving' mixes "
                                            "sqrt(1 - beta^2) x + beta sigma eps."),
                     *TAIL_INPUTS],
-            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=HIDDEN)
+
+    @classmethod
+    def validate_inputs(cls, evolution_steps, population_sizes, elites):
+        # only the inputs ComfyUI cannot check itself: it skips its min/max checks of those named
+        return checked(lambda: methods.get("evosearch").make(
+            cls.shape(evolution_steps, population_sizes, elites)).check())
+
+    @staticmethod
+    def shape(evolution_steps, population_sizes, elites) -> dict:
+        """The settings that fix the population's shape, read from the node's text."""
+        return {"evolution_steps": parse_steps(evolution_steps, "evolution steps"),
+                "population_sizes": parse_ints(population_sizes, "population sizes"),
+                "elites": elites}
 
     @classmethod
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, evolution_steps,
                 population_sizes, elites, mutation_rate, tournament_ratio, mutation,
-                filename_prefix, prompt="", chunk_size=8, max_candidates=1024) -> io.NodeOutput:
-        config = EvoSearchConfig(parse_steps(evolution_steps, "evolution steps"),
-                                 parse_ints(population_sizes, "population sizes"), elites,
-                                 mutation_rate, tournament_ratio, mutation, seed)
-        result = evosearch(generator, verifiers, aggregator.aggregator(), config,
-                           **_options(cls, aggregator, prompt, chunk_size, max_candidates))
-        return _outputs(cls, result, filename_prefix)
+                filename_prefix, **tail) -> io.NodeOutput:
+        settings = {**cls.shape(evolution_steps, population_sizes, elites),
+                    "mutation_rate": mutation_rate, "tournament_ratio": tournament_ratio,
+                    "mutation": mutation}
+        return run_method(cls, "evosearch", settings, generator, verifiers, aggregator, seed,
+                          filename_prefix, **tail)
 
 
 PROXY_INPUT = types.Verifiers.Input(
@@ -222,17 +339,17 @@ class PrunedBestOfNNode(io.ComfyNode):
                                             "8) fits any step count. " + PRUNING_NOTE +
                                             " Empty: Best-of-N."),
                     PROXY_INPUT, *TAIL_INPUTS],
-            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=HIDDEN)
+
+    @classmethod
+    def validate_inputs(cls, schedule):
+        return checked(lambda: parse_schedule(schedule))
 
     @classmethod
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, n, schedule,
-                filename_prefix, proxy_verifiers=None, prompt="", chunk_size=8,
-                max_candidates=1024) -> io.NodeOutput:
-        config = PrunedBestOfNConfig(n, parse_schedule(schedule), seed)
-        result = pruned_best_of_n(generator, verifiers, aggregator.aggregator(), config,
-                                  proxy=proxy_verifiers,
-                                  **_options(cls, aggregator, prompt, chunk_size, max_candidates))
-        return _outputs(cls, result, filename_prefix)
+                filename_prefix, **tail) -> io.NodeOutput:
+        return run_method(cls, "pruned_best_of_n", {"n": n, "schedule": parse_schedule(schedule)},
+                          generator, verifiers, aggregator, seed, filename_prefix, **tail)
 
 
 class ParticleSearchNode(io.ComfyNode):
@@ -257,18 +374,19 @@ class ParticleSearchNode(io.ComfyNode):
                                    advanced=True, tooltip="How far a copy moves from the "
                                    "particle it copies (variance-preserving noise mix)."),
                     PROXY_INPUT, *TAIL_INPUTS],
-            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=HIDDEN)
+
+    @classmethod
+    def validate_inputs(cls, resample_steps):
+        return checked(lambda: parse_steps(resample_steps, "resampling steps"))
 
     @classmethod
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, n, resample_steps,
-                temperature, jitter, filename_prefix, proxy_verifiers=None, prompt="",
-                chunk_size=8, max_candidates=1024) -> io.NodeOutput:
-        config = ParticleConfig(n, parse_steps(resample_steps, "resampling steps"), temperature,
-                                jitter, seed)
-        result = particle_search(generator, verifiers, aggregator.aggregator(), config,
-                                 proxy=proxy_verifiers,
-                                 **_options(cls, aggregator, prompt, chunk_size, max_candidates))
-        return _outputs(cls, result, filename_prefix)
+                temperature, jitter, filename_prefix, **tail) -> io.NodeOutput:
+        settings = {"n": n, "resample_steps": parse_steps(resample_steps, "resampling steps"),
+                    "temperature": temperature, "jitter": jitter}
+        return run_method(cls, "particles", settings, generator, verifiers, aggregator, seed,
+                          filename_prefix, **tail)
 
 
 def read_settings(method: str, settings: str) -> dict:
@@ -303,26 +421,17 @@ class SearchNode(io.ComfyNode):
                                     tooltip="The method's settings, one 'name = value' per line "
                                             "(TOML), e.g. 'n = 8'; empty: its defaults."),
                     PROXY_INPUT, *TAIL_INPUTS],
-            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=[io.Hidden.unique_id])
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=HIDDEN)
 
     @classmethod
-    def validate_inputs(cls, method, settings, **kwargs):
-        try:
-            read_settings(method, settings)
-        except (ValueError, TypeError) as e:
-            return str(e)
-        return True
+    def validate_inputs(cls, method, settings):
+        return checked(lambda: read_settings(method, settings))
 
     @classmethod
     def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, method, settings,
-                filename_prefix, proxy_verifiers=None, prompt="", chunk_size=8,
-                max_candidates=1024) -> io.NodeOutput:
-        chosen = methods.get(method)
-        config = chosen.make(read_settings(method, settings), seed)
-        extra = {"proxy": proxy_verifiers} if chosen.proxy else {}
-        result = chosen.run(generator, verifiers, aggregator.aggregator(), config, **extra,
-                            **_options(cls, aggregator, prompt, chunk_size, max_candidates))
-        return _outputs(cls, result, filename_prefix)
+                filename_prefix, **tail) -> io.NodeOutput:
+        return run_method(cls, method, read_settings(method, settings), generator, verifiers,
+                          aggregator, seed, filename_prefix, **tail)
 
 
 NODES = [NaiveSampleNode, BestOfNNode, EvoSearchNode, PrunedBestOfNNode, ParticleSearchNode,

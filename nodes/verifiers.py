@@ -9,6 +9,7 @@ from ..generators.toyav import ToyTextMatch
 from ..verifiers.av_align import AVAlign
 from . import types
 
+MAX_VERIFIERS = 16
 NAME_TOOLTIP = "The key of this verifier's reward in reports and in the ARW history."
 
 
@@ -49,23 +50,25 @@ class ToyTextMatchNode(io.ComfyNode):
 class VerifierSetNode(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        slot = "Verifiers to add to the set (each scores every candidate)."
+        slot = io.Autogrow.TemplatePrefix(
+            types.Verifiers.Input("verifier", tooltip="Verifiers to add to the set (each scores "
+                                                      "every candidate); a new slot appears when "
+                                                      "this one is connected."),
+            prefix="verifier", min=1, max=MAX_VERIFIERS)
         return io.Schema(
             node_id="AVITS_VerifierSet", display_name="AVITS Verifier Set",
             category="AVITS/verifiers",
             description="Joins verifiers into one set. The study behind this pack found one "
                         "text-video plus one audio-video sync verifier balanced; one alone gets "
                         "hacked.",
-            inputs=[types.Verifiers.Input("verifiers_1", tooltip=slot),
-                    *[types.Verifiers.Input(f"verifiers_{i}", optional=True, tooltip=slot)
-                      for i in range(2, 5)]],
+            inputs=[io.Autogrow.Input("verifiers", template=slot,
+                                      tooltip="Connect verifiers; the set grows as you do.")],
             outputs=[types.Verifiers.Output(display_name="verifiers")],
         )
 
     @classmethod
-    def execute(cls, verifiers_1, verifiers_2=None, verifiers_3=None, verifiers_4=None) -> io.NodeOutput:
-        joined = [v for group in (verifiers_1, verifiers_2, verifiers_3, verifiers_4) if group
-                  for v in group]
+    def execute(cls, verifiers: io.Autogrow.Type) -> io.NodeOutput:
+        joined = [v for group in verifiers.values() if group for v in group]
         names = [v.name for v in joined]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

@@ -58,7 +58,13 @@ class EvoSearchConfig:
             "evolution step", self.evolution_steps, steps, lowest=0)))
 
     def validate(self, steps: int) -> None:
-        e, p = list(self.at(steps).evolution_steps), list(self.population_sizes)
+        self.at(steps)  # every evolution step inside the schedule
+        self.check()
+
+    def check(self) -> None:
+        """Everything that does not depend on the generator's step count (a node checks it
+        when the prompt is queued)."""
+        e, p = list(self.evolution_steps), list(self.population_sizes)
         if not e:
             raise SearchError("EvoSearch needs at least one evolution step (e.g. 0, 10)")
         for what, values in (("a population size", p), ("elites", [self.elites]),

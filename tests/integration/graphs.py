@@ -34,7 +34,7 @@ def fixed_rewards(graph: dict, columns: dict[str, list[float]], aggregator: dict
         graph[f"f{k}"] = {"class_type": "AVITSTest_FixedRewards",
                           "inputs": {"name": name, "values": ",".join(map(str, values))}}
     graph["fset"] = {"class_type": "AVITS_VerifierSet",
-                     "inputs": {f"verifiers_{i + 1}": [n, 0] for i, n in enumerate(ids)}}
+                     "inputs": {f"verifiers.verifier{i}": [n, 0] for i, n in enumerate(ids)}}
     graph[SEARCH]["inputs"]["verifiers"] = ["fset", 0]
     if aggregator is not None:
         graph["agg"] = {"class_type": "AVITS_Aggregator", "inputs": aggregator}

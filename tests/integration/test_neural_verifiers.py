@@ -26,7 +26,7 @@ IMAGEBIND = {"ib": {"class_type": "AVITS_ImageBindLoader",
              "is": {"class_type": "AVITS_ImageBindScore",
                     "inputs": {"imagebind": ["ib", 0], "metrics": "tv, ta, av", "name": "imagebind"}},
              "set": {"class_type": "AVITS_VerifierSet",
-                     "inputs": {"verifiers_1": ["js", 0], "verifiers_2": ["ah", 0], "verifiers_3": ["is", 0]}}}
+                     "inputs": {"verifiers.verifier0": ["js", 0], "verifiers.verifier1": ["ah", 0], "verifiers.verifier2": ["is", 0]}}}
 
 
 def score_graph(frames=48, height=64, width=80, samples=32000, sample_rate=16000, channels=1,
@@ -56,7 +56,7 @@ def test_every_imagebind_verifier_scores_a_clip_through_the_api(comfy, models):
 def test_a_search_over_toyav_with_javisscore_and_av_align(comfy, models):
     graph = load("toyav_evosearch", "neural", population_sizes="3, 3, 3", elites=1)
     graph.update({k: v for k, v in IMAGEBIND.items() if k in ("ib", "js")})
-    graph["4"]["inputs"] = {"verifiers_1": ["js", 0], "verifiers_2": ["3", 0]}
+    graph["4"]["inputs"] = {"verifiers.verifier0": ["js", 0], "verifiers.verifier1": ["3", 0]}
     graph["5"]["inputs"]["reset"] = True
     report = report_of(comfy.run(graph, timeout=600))
     assert report["method"] == "evosearch" and len(report["candidates"]) == 7
@@ -67,9 +67,9 @@ def test_a_search_over_toyav_with_javisscore_and_av_align(comfy, models):
 
 def test_a_missing_or_wrong_checkpoint_says_which_file_where_and_where_to_get_it(comfy, models):
     path = models["imagebind"]
-    with moved_away(path), pytest.raises(ExecutionFailed, match=r"'imagebind_huge.pth' was not "
-                                                                r"found in models/imagebind/ "
-                                                                r".*dl.fbaipublicfiles.com"):
+    with moved_away(path), pytest.raises(QueueRejected, match=r"'imagebind_huge.pth' was not "
+                                                              r"found in models/imagebind/ "
+                                                              r".*dl.fbaipublicfiles.com"):
         comfy.run(score_graph())
     state = torch.load(path, weights_only=True)
     state["modality_heads.audio.2.weight"] = torch.zeros(3, 3)
@@ -114,7 +114,7 @@ QWEN = {"vrl": {"class_type": "AVITS_VideoRewardLoader",
                "inputs": {"videoreward": ["vrl", 0], "outputs": "vq, mq, ta, overall", "name": "videoreward"}},
         "vqa": {"class_type": "AVITS_VQAScore",
                 "inputs": {"folder": "Qwen2-VL-2B-Instruct", "dtype": "fp32", "name": "vqascore"}},
-        "qset": {"class_type": "AVITS_VerifierSet", "inputs": {"verifiers_1": ["vr", 0], "verifiers_2": ["vqa", 0]}}}
+        "qset": {"class_type": "AVITS_VerifierSet", "inputs": {"verifiers.verifier0": ["vr", 0], "verifiers.verifier1": ["vqa", 0]}}}
 
 
 def test_videoreward_and_vqascore_score_a_clip_through_the_api(comfy, models):
@@ -130,8 +130,8 @@ def test_videoreward_and_vqascore_score_a_clip_through_the_api(comfy, models):
 def test_a_missing_qwen_folder_says_what_to_put_where(comfy, models):
     graph = {**score_graph(verifiers=("qset", 0)), **json.loads(json.dumps(QWEN))}
     with moved_away(models["videoreward"]), pytest.raises(
-            ExecutionFailed, match=r"'VideoReward' was not found in models/videoreward/"
-                                   r".*huggingface.co/KwaiVGI/VideoReward"):
+            QueueRejected, match=r"'VideoReward' was not found in models/videoreward/"
+                                 r".*huggingface.co/KwaiVGI/VideoReward"):
         comfy.run(graph)
 
 

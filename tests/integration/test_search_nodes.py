@@ -87,10 +87,27 @@ def test_the_models_a_verifier_runs_are_loaded_through_comfyui(comfy):
 
 
 @pytest.mark.parametrize("name,inputs,match", [
-    ("toyav_best_of_n", {"n": 0}, r"Best-of-N's n must lie in \[1, inf\), got 0"),
+    ("toyav_best_of_n", {"n": 0}, "smaller than min of 1"),
     ("toyav_evosearch", {"elites": 5}, "elites"),
-    ("toyav_evosearch", {"evolution_steps": "0, 40"}, "must lie in the schedule"),
     ("toyav_evosearch", {"population_sizes": "5, 5"}, "population sizes"),
+    ("toyav_evosearch", {"evolution_steps": "0, ten"}, "evolution steps"),
+    ("toyav_evosearch", {"mutation_rate": 2.0}, "bigger than max of 1"),
+    ("toyav_pruned_best_of_n", {"schedule": "6-0.5"}, "pruning schedule"),
+])
+def test_bad_search_inputs_are_refused_when_queued_and_the_prompt_fails(comfy, name, inputs, match):
+    """Refused by /prompt before anything runs: ARW Inspect reads the search's report, so no
+    output of the prompt is left to run and the prompt is failed, not a quiet success."""
+    state = "queue-refused"
+    comfy.run(load("toyav_best_of_n", state, n=2))
+    before = state_path(comfy, state).read_bytes()
+    with pytest.raises(QueueRejected, match=match) as err:
+        comfy.run(load(name, state, **inputs))
+    assert set(err.value.body["node_errors"]["6"]["dependent_outputs"]) == {"6", "7"}  # Inspect too
+    assert state_path(comfy, state).read_bytes() == before
+
+
+@pytest.mark.parametrize("name,inputs,match", [
+    ("toyav_evosearch", {"evolution_steps": "0, 40"}, "must lie in the schedule"),
     ("toyav_evosearch", {"population_sizes": "100000, 5, 5"}, "max_candidates = 1024"),
     ("toyav_evosearch", {"mutation_rate": float("nan")}, "mutation rate must be a finite"),
     ("toyav_evosearch", {"tournament_ratio": float("nan")}, "tournament ratio must be a finite"),

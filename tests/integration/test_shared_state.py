@@ -40,7 +40,7 @@ def test_a_reordered_verifier_set_keeps_each_verifiers_weight(comfy):
     for order, weights in ((("2", "3"), "0.2, 0.8"), (("3", "2"), "0.8, 0.2"),
                            (("3", "2"), "av_align=0.8, toy_text_match=0.2")):
         graph = load("toyav_best_of_n", state, n=4, seed=5)
-        graph["4"]["inputs"] = {"verifiers_1": [order[0], 0], "verifiers_2": [order[1], 0]}
+        graph["4"]["inputs"] = {"verifiers.verifier0": [order[0], 0], "verifiers.verifier1": [order[1], 0]}
         graph["5"]["inputs"]["weights"] = weights
         report = report_of(comfy.run(graph))
         sig = report["aggregator"]["sigmas"]
@@ -153,7 +153,7 @@ def test_a_failed_prompt_leaves_the_state_file_byte_identical(comfy, how):
         match = "the weights name"
     elif how == "nan_verifier":
         graph["9"] = {"class_type": "AVITSTest_NaNVerifier", "inputs": {}}
-        graph["4"]["inputs"]["verifiers_3"] = ["9", 0]
+        graph["4"]["inputs"]["verifiers.verifier2"] = ["9", 0]
         match = "verifier 'broken' returned a non-finite reward"
         graph["5"]["inputs"]["reset"] = True
     else:  # the search succeeds, a node after it fails
