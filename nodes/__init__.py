@@ -3,7 +3,7 @@
 from comfy_api.latest import Caching, ComfyExtension, io
 from server import PromptServer
 
-from . import (aggregation, comfy_bridge, generators, imagebind, javisdit, mmdisco, qwen2vl, report,
+from . import (aggregation, comfy_bridge, generators, imagebind, javisdit, mmdisco, qwen2vl, replay, report,
                score, search, transactions, verifiers)
 
 
@@ -16,4 +16,4 @@ class AVITSExtension(ComfyExtension):
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [*generators.NODES, *comfy_bridge.NODES, *javisdit.NODES, *mmdisco.NODES, *verifiers.NODES, *imagebind.NODES, *qwen2vl.NODES,
-                *aggregation.NODES, *search.NODES, *report.NODES, *score.NODES]
+                *aggregation.NODES, *search.NODES, *replay.NODES, *report.NODES, *score.NODES]

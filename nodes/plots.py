@@ -65,13 +65,19 @@ def search_plot(report: dict):
     cands = [c for c in report["candidates"] if c["score"] is not None]  # pruned ones have none
     ax.scatter([c["generation"] for c in cands], [c["score"] for c in cands], s=18, alpha=0.7,
                label="candidate")
+    pruned = [c for c in report["candidates"] if c.get("pruned_at") is not None]
+    if pruned:  # at their last intermediate score (of an x0 read, not a final one)
+        last = [c["intermediate"][max(c["intermediate"], key=int)] for c in pruned]
+        ax.scatter([c["generation"] for c in pruned], last, marker="x", s=22, color="0.5",
+                   label=f"pruned ({len(pruned)}; score of x0)")
     best = next(c for c in cands if c["id"] == report["best"])
     ax.scatter([best["generation"]], [best["score"]], marker="*", s=220, color="C3",
                label=f"chosen (#{best['id']})")
     ax.set_xlabel("generation")
     ax.set_ylabel(f"score ({report['aggregator']['name']})")
     ax.set_xticks(sorted({c["generation"] for c in cands}))
-    ax.set_title(f"{report['method']}: {len(cands)} candidates, {report['nfe']} NFE", fontsize=9)
+    ax.set_title(f"{report['method']}: {len(cands)} finished"
+                 + (f", {len(pruned)} pruned" if pruned else "") + f", {report['nfe']} NFE", fontsize=9)
     ax.legend(fontsize=7)
     if scales:
         ax = axes[0, 1]
