@@ -10,13 +10,17 @@ from comfy_api.latest import io
 from ..verifiers.imagebind import AVHScore, ImageBindScore, JavisScore, load_imagebind
 from ..verifiers.imagebind.checkpoint import PUBLISHED
 from . import types
-from .models import dtype_for, dtype_input, file_choices, file_state, find, register_folder
+from .models import Need, dtype_for, dtype_input, file_choices, file_state, find, missing, register_folder
 from .verifiers import NAME_TOOLTIP
 
 FOLDER, DEFAULT = "imagebind", "imagebind_huge.pth"
 register_folder(FOLDER, folder_paths.supported_pt_extensions)
 
 ImageBind = io.Custom("AVITS_IMAGEBIND")
+
+
+def _need(ckpt_name: str) -> Need:
+    return Need(FOLDER, ckpt_name, "ImageBind checkpoint", PUBLISHED)
 
 
 class ImageBindLoaderNode(io.ComfyNode):
@@ -42,8 +46,12 @@ class ImageBindLoaderNode(io.ComfyNode):
         return file_state(FOLDER, ckpt_name)  # a file replaced or removed on disk loads anew
 
     @classmethod
+    def validate_inputs(cls, ckpt_name):
+        return missing([_need(ckpt_name)])
+
+    @classmethod
     def execute(cls, ckpt_name, dtype) -> io.NodeOutput:
-        path = find(FOLDER, ckpt_name, "ImageBind checkpoint", PUBLISHED)
+        path = find(_need(ckpt_name))
         model = load_imagebind(path, comfy.model_management.unet_offload_device(), dtype_for(dtype))
         return io.NodeOutput(model)
 

@@ -25,7 +25,8 @@ from ..generators.javisdit import video_vae as video_vae_mod
 from ..verifiers.imagebind.package import tokenizer as imagebind_tokenizer
 from .imagebind import ImageBind
 from .javisdit_model import load_javisdit
-from .models import device_for, device_input, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
+from .models import (Need, device_for, device_input, dtype_input, file_choices, file_state, find, missing,
+                     register_folder, subfolder_choices)
 from .residency import patcher, place
 
 FOLDER = "javisdit"
@@ -84,8 +85,13 @@ class AudioDecoder:
         return self.decoder.decode(latent.to(patcher(self.decoder).load_device)).float().cpu()[:, :, None]
 
 
-def _folder(name: str, what: str, published: str):
-    return find(FOLDER, name, what, published, is_dir=True)
+def _needs(dit, prior, video_vae, audio_vae, t5) -> list[Need]:
+    """What the loader reads: the four official folders and the T5 file."""
+    return [Need(FOLDER, dit, "JavisDiT DiT folder", dit_mod.PUBLISHED, is_dir=True),
+            Need(FOLDER, prior, "JavisDiT prior folder", prior_mod.PUBLISHED, is_dir=True),
+            Need(FOLDER, video_vae, "OpenSora VAE folder", video_vae_mod.PUBLISHED, is_dir=True),
+            Need(FOLDER, audio_vae, "AudioLDM2 folder", audio_vae_mod.PUBLISHED, is_dir=True),
+            Need(T5_FOLDER, t5, "T5-XXL text encoder", text_mod.FILE_URL)]
 
 
 class JavisDiTLoaderNode(io.ComfyNode):
@@ -128,21 +134,22 @@ class JavisDiTLoaderNode(io.ComfyNode):
         return ";".join(folders + [file_state(T5_FOLDER, t5), dtype, device])
 
     @classmethod
+    def validate_inputs(cls, dit, prior, video_vae, audio_vae, t5):
+        return missing(_needs(dit, prior, video_vae, audio_vae, t5))
+
+    @classmethod
     def execute(cls, dit, prior, video_vae, audio_vae, t5, dtype, device="default") -> io.NodeOutput:
         run_on, weights = device_for(device, dtype)
         offload = comfy.model_management.unet_offload_device()
-        model = load_javisdit(_folder(dit, "JavisDiT DiT folder", dit_mod.PUBLISHED), weights, run_on)
+        paths = map(find, _needs(dit, prior, video_vae, audio_vae, t5))
+        dit_path, prior_path, video_path, audio_path, t5_path = paths
+        model = load_javisdit(dit_path, weights, run_on)
         # the SDXL-style image VAE can overflow in fp16: fp16 devices decode in fp32
         video = video_vae_mod.load_opensora_vae(
-            _folder(video_vae, "OpenSora VAE folder", video_vae_mod.PUBLISHED),
-            torch.float32 if weights == torch.float16 else weights, offload)
-        audio = audio_vae_mod.load_audioldm2(
-            _folder(audio_vae, "AudioLDM2 folder", audio_vae_mod.PUBLISHED), torch.float32, offload)
-        encoders = TextEncoders(
-            text_mod.load_t5(find(T5_FOLDER, t5, "T5-XXL text encoder", text_mod.FILE_URL),
-                             T5_TOKENIZER, weights),
-            prior_mod.load_prior(_folder(prior, "JavisDiT prior folder", prior_mod.PUBLISHED),
-                                 torch.float32, offload))
+            video_path, torch.float32 if weights == torch.float16 else weights, offload)
+        audio = audio_vae_mod.load_audioldm2(audio_path, torch.float32, offload)
+        encoders = TextEncoders(text_mod.load_t5(t5_path, T5_TOKENIZER, weights),
+                                prior_mod.load_prior(prior_path, torch.float32, offload))
         return io.NodeOutput(model, VideoDecoder(video), AudioDecoder(audio), encoders)
 
 

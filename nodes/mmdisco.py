@@ -16,7 +16,8 @@ from ..generators.mmdisco import discriminator as coupling_mod
 from ..generators.mmdisco import videocrafter as videocrafter_mod
 from ..generators.mmdisco.generator import MMDisCoGenerator
 from . import types
-from .models import device_for, device_input, dtype_input, file_choices, file_state, find, register_folder, subfolder_choices
+from .models import (Need, device_for, device_input, dtype_input, file_choices, file_state, find, missing,
+                     register_folder, subfolder_choices)
 from .residency import pin
 
 FOLDER = "mmdisco"
@@ -25,6 +26,13 @@ VC2, AUFFUSION, COUPLING = ("videocrafter2/model.ckpt", "auffusion-full",
                             "auffusion_videocrafter2_vggsound.pt")
 
 MMDisCo = io.Custom("AVITS_MMDISCO")
+
+
+def _needs(videocrafter2, auffusion, coupling) -> list[Need]:
+    """What the loader reads: VideoCrafter2's checkpoint, Auffusion's folder, the coupling."""
+    return [Need(FOLDER, videocrafter2, "VideoCrafter2 checkpoint", videocrafter_mod.PUBLISHED),
+            Need(FOLDER, auffusion, "Auffusion folder", auffusion_mod.PUBLISHED, is_dir=True),
+            Need(FOLDER, coupling, "MMDisCo coupling checkpoint", coupling_mod.PUBLISHED)]
 
 
 @dataclass
@@ -68,15 +76,17 @@ class MMDisCoLoaderNode(io.ComfyNode):
                          file_state(FOLDER, coupling), dtype, device])
 
     @classmethod
+    def validate_inputs(cls, videocrafter2, auffusion, coupling):
+        return missing(_needs(videocrafter2, auffusion, coupling))
+
+    @classmethod
     def execute(cls, videocrafter2, auffusion, coupling, dtype, device="default") -> io.NodeOutput:
         run_on, weights = device_for(device, dtype)
         offload = comfy.model_management.unet_offload_device()
-        video = videocrafter_mod.load_videocrafter2(
-            find(FOLDER, videocrafter2, "VideoCrafter2 checkpoint", videocrafter_mod.PUBLISHED), weights, offload)
-        audio = auffusion_mod.load_auffusion(
-            find(FOLDER, auffusion, "Auffusion folder", auffusion_mod.PUBLISHED, is_dir=True), weights, offload)
-        disc = coupling_mod.load_discriminator(
-            find(FOLDER, coupling, "MMDisCo coupling checkpoint", coupling_mod.PUBLISHED), offload)
+        video_path, audio_path, coupling_path = map(find, _needs(videocrafter2, auffusion, coupling))
+        video = videocrafter_mod.load_videocrafter2(video_path, weights, offload)
+        audio = auffusion_mod.load_auffusion(audio_path, weights, offload)
+        disc = coupling_mod.load_discriminator(coupling_path, offload)
         pin([video, audio, disc], run_on)  # the search places them where the latents run
         return io.NodeOutput(MMDisCoModels(video, audio, disc, run_on))
 

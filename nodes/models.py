@@ -5,7 +5,9 @@ missing, where it goes and where the official one is published."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import comfy.model_management
 import folder_paths
@@ -26,7 +28,8 @@ def register_folder(name: str, extensions: set[str] | None = None) -> None:
 
 def file_choices(folder: str, default: str) -> list[str]:
     """The files in a model folder, with the name the shipped workflows use always listed (a
-    missing default then fails on the loader with our message, not in validation)."""
+    missing default is then refused by the loader's ``missing`` check, which says where to get
+    it, not by ComfyUI's 'Value not in list')."""
     return sorted(set(folder_paths.get_filename_list(folder)) | {default})
 
 
@@ -45,16 +48,53 @@ def folder_input(folder: str, default: str, tooltip: str) -> io.Combo.Input:
                           tooltip=tooltip)
 
 
-def find(folder: str, name: str, what: str, published: str, is_dir: bool = False) -> Path:
-    """The full path of ``name`` in model folder ``folder``, or an error that names the file,
-    the folders searched and where to get the official weights."""
-    for base in folder_paths.get_folder_paths(folder):
-        path = Path(base) / name
-        if (path.is_dir() if is_dir else path.is_file()):
+class Need(NamedTuple):
+    """A file or folder a loader reads: its model folder, its name there, what it is and where
+    the official one is published (the last two for the messages)."""
+
+    folder: str
+    name: str
+    what: str
+    published: str
+    is_dir: bool = False
+
+
+def _in(base: str, name: str) -> Path:
+    """``name`` inside ``base``, never outside it (as ComfyUI's get_full_path reads names)."""
+    return Path(base) / os.path.relpath(os.path.join("/", name), "/")
+
+
+def _locate(need: Need) -> Path | None:
+    for base in folder_paths.get_folder_paths(need.folder):
+        path = _in(base, need.name)
+        if (path.is_dir() if need.is_dir else path.is_file()):
             return path
-    searched = ", ".join(folder_paths.get_folder_paths(folder))
-    raise FileNotFoundError(f"{what} '{name}' was not found in models/{folder}/ ({searched}). "
-                            f"Put the official {what} there: {published}")
+    return None
+
+
+def _not_found(need: Need) -> str:
+    searched = ", ".join(folder_paths.get_folder_paths(need.folder))
+    return (f"{need.what} '{need.name}' was not found in models/{need.folder}/ ({searched}). "
+            f"Put the official {need.what} there: {need.published}")
+
+
+def find(need: Need) -> Path:
+    """The full path of a loader's file, or an error that names the file, the folders searched
+    and where to get the official weights."""
+    path = _locate(need)
+    if path is None:
+        raise FileNotFoundError(_not_found(need))
+    return path
+
+
+def missing(needs: Iterable[Need]) -> bool | str:
+    """A loader's ``validate_inputs``: True when every file it reads is in place, else one
+    message naming each missing one, so a prompt is refused when queued with all of them listed
+    (not one per run). A linked input (None while validating) is found when the loader runs."""
+    gone = [_not_found(n) for n in needs if n.name is not None and _locate(n) is None]
+    if not gone:
+        return True
+    return f"Model files missing ({len(gone)}):\n" + "\n".join(f"- {g}" for g in gone)
 
 
 def file_state(folder: str, name: str) -> str:
@@ -62,7 +102,7 @@ def file_state(folder: str, name: str) -> str:
     fingerprint of everything in it (or that it is missing), so a weight file replaced on disk,
     inside a folder too, is loaded again."""
     for base in folder_paths.get_folder_paths(folder):
-        path = Path(base) / name
+        path = _in(base, name)
         if path.exists():
             return f"{path}:{fingerprint(path)}"
     return f"missing:{name}"

@@ -11,7 +11,7 @@ from ..verifiers.videoreward.checkpoint import PUBLISHED as VIDEOREWARD_PUBLISHE
 from ..verifiers.vqascore import PUBLISHED as VQASCORE_PUBLISHED
 from ..verifiers.vqascore import VQAScore, load_vqascore
 from . import types
-from .models import dtype_for, dtype_input, file_state, find, folder_input, register_folder
+from .models import Need, dtype_for, dtype_input, file_state, find, folder_input, missing, register_folder
 from .verifiers import NAME_TOOLTIP
 
 VIDEOREWARD, VIDEOREWARD_DEFAULT = "videoreward", "VideoReward"
@@ -22,6 +22,14 @@ for _folder in (VIDEOREWARD, VQASCORE):
 VideoRewardModel = io.Custom("AVITS_VIDEOREWARD")
 OUTPUT_CHOICES = {"ta": ("ta",), "overall": ("overall",), "vq": ("vq",), "mq": ("mq",),
                   "vq, mq, ta, overall": OUTPUTS}
+
+
+def _videoreward(folder: str) -> Need:
+    return Need(VIDEOREWARD, folder, "VideoReward checkpoint folder", VIDEOREWARD_PUBLISHED, is_dir=True)
+
+
+def _vqascore(folder: str) -> Need:
+    return Need(VQASCORE, folder, "VQAScore model folder", VQASCORE_PUBLISHED, is_dir=True)
 
 
 def _on_offload_device(model):
@@ -52,9 +60,12 @@ class VideoRewardLoaderNode(io.ComfyNode):
         return file_state(VIDEOREWARD, folder)
 
     @classmethod
+    def validate_inputs(cls, folder):
+        return missing([_videoreward(folder)])
+
+    @classmethod
     def execute(cls, folder, dtype) -> io.NodeOutput:
-        path = find(VIDEOREWARD, folder, "VideoReward checkpoint folder", VIDEOREWARD_PUBLISHED,
-                    is_dir=True)
+        path = find(_videoreward(folder))
         return io.NodeOutput(_on_offload_device(load_videoreward(path, dtype_for(dtype))))
 
 
@@ -101,8 +112,12 @@ class VQAScoreNode(io.ComfyNode):
         return file_state(VQASCORE, folder) + name
 
     @classmethod
+    def validate_inputs(cls, folder):
+        return missing([_vqascore(folder)])
+
+    @classmethod
     def execute(cls, folder, dtype, name) -> io.NodeOutput:
-        path = find(VQASCORE, folder, "VQAScore model folder", VQASCORE_PUBLISHED, is_dir=True)
+        path = find(_vqascore(folder))
         return io.NodeOutput([VQAScore(_on_offload_device(load_vqascore(path, dtype_for(dtype))), name)])
 
 

@@ -11,7 +11,7 @@ import av
 import pytest
 from safetensors.torch import load_file, save_file
 
-from comfyctl import REPO, ExecutionFailed
+from comfyctl import REPO, ExecutionFailed, QueueRejected
 from graphs import moved_away, report_of, run_interrupted, state_path
 
 pytestmark = pytest.mark.integration
@@ -80,9 +80,9 @@ def test_an_interrupt_stops_the_javisdit_search_and_leaves_the_state(comfy, mode
 def test_a_missing_or_wrong_javisdit_file_names_the_file_the_folder_and_the_source(comfy, models):
     graph = shipped("javisdit_best_of_n_arw", "javisdit-errors")
     dit = models["javisdit_dit"]
-    with moved_away(dit), pytest.raises(ExecutionFailed, match=r"'JavisDiT-v0.1-jav-240p4s' was "
-                                                               r"not found in models/javisdit/.*"
-                                                               r"huggingface.co/JavisVerse"):
+    with moved_away(dit), pytest.raises(QueueRejected, match=r"'JavisDiT-v0.1-jav-240p4s' was "
+                                                             r"not found in models/javisdit/.*"
+                                                             r"huggingface.co/JavisVerse"):
         comfy.run(graph, timeout=300)
     wrong = dit.with_name("JavisDiT-wrong")
     shutil.copytree(dit, wrong, dirs_exist_ok=True)
@@ -93,8 +93,8 @@ def test_a_missing_or_wrong_javisdit_file_names_the_file_the_folder_and_the_sour
     with pytest.raises(ExecutionFailed, match=r"JavisDiT-wrong.*spatial_blocks.0.cross_attn.kv_linear.weight"):
         comfy.run(graph, timeout=300)
     t5 = models["javisdit_t5"]
-    with moved_away(t5), pytest.raises(ExecutionFailed, match=r"'t5xxl_fp16.safetensors' was not found "
-                                                              r"in models/text_encoders/.*flux_text_encoders"):
+    with moved_away(t5), pytest.raises(QueueRejected, match=r"'t5xxl_fp16.safetensors' was not found "
+                                                            r"in models/text_encoders/.*flux_text_encoders"):
         comfy.run(shipped("javisdit_best_of_n_arw", "javisdit-errors"), timeout=300)
     assert comfy.get("/system_stats")
 
