@@ -132,7 +132,8 @@ class SearchRun:
         self.scales: list[dict[str, Any]] = []
         self.timings = dict.fromkeys(self.PHASES, 0.0)
         self._clips: dict[int, AVBatch] = {}  # decoded clips of candidates that can still win
-        self.pruned: list[Candidate] = []  # stopped on intermediate rewards: reported, never scored
+        self.unscored: list[Candidate] = []  # pruned or never committed: reported, never scored
+        self.other_nfe = 0  # denoiser evaluations of another generator (a draft's)
         self._nfe0 = generator.nfe
         self._t0 = time.perf_counter()
 
@@ -172,26 +173,31 @@ class SearchRun:
             self.place(phase, mods)
 
     def denoise(self, states: list[State], seeds: Sequence[int], start: int, end: int,
-                record: Sequence[int] = ()) -> tuple[list[State], dict[int, list[State]]]:
-        """Denoise in chunks of ``limits.chunk_size``, each state with its own seed."""
+                record: Sequence[int] = (), generator: Generator | None = None,
+                ) -> tuple[list[State], dict[int, list[State]]]:
+        """Denoise in chunks of ``limits.chunk_size``, each state with its own seed (by the
+        search's generator, or ``generator``: a draft)."""
+        gen = generator or self.generator
         finals: list[State] = []
         recorded: dict[int, list[State]] = {r: [] for r in record}
-        self._place("generate", [self.generator])
+        self._place("generate", [gen])
         for part in _chunks(len(states), self.limits.chunk_size):
             with self.timed("generate"):
-                out, rec = self.generator.denoise(states[part], start, end, list(seeds[part]),
-                                                  record, on_step=self.advance)
+                out, rec = gen.denoise(states[part], start, end, list(seeds[part]),
+                                       record, on_step=self.advance)
             finals += out
             for r in record:
                 recorded[r] += rec[r]
         return finals, recorded
 
     def denoise_predicting(self, states: list[State], seeds: Sequence[int], start: int,
-                           end: int) -> tuple[list[State], list[State]]:
+                           end: int, generator: Generator | None = None,
+                           ) -> tuple[list[State], list[State]]:
         """Denoise in chunks, also giving each state's x0 prediction made on the last step."""
-        self.require(X0_PREDICTION)
-        predictor = self.generator
-        assert isinstance(predictor, PredictsX0)  # require refused the others
+        predictor = generator or self.generator
+        why = unmet(predictor, X0_PREDICTION)
+        if why or not isinstance(predictor, PredictsX0):
+            raise SearchError(f"this search needs {X0_PREDICTION}: {why}")
         finals: list[State] = []
         x0: list[State] = []
         self._place("generate", [predictor])
@@ -203,19 +209,21 @@ class SearchRun:
             x0 += pred
         return finals, x0
 
-    def intermediate_scores(self, x0: list[State], verifiers: Sequence[Verifier] | None = None
-                            ) -> torch.Tensor:
-        """Scores of x0 predictions, read by ``verifiers`` (default the final set) and ranked by
-        the aggregator's current scales without entering its history (a proxy set of other
-        rewards is ranked by average ranks instead). Decoded and verified in chunks."""
+    def intermediate_scores(self, x0: list[State], verifiers: Sequence[Verifier] | None = None,
+                            generator: Generator | None = None) -> torch.Tensor:
+        """Scores of x0 predictions (or of drafts), decoded by the search's generator or
+        ``generator``, read by ``verifiers`` (default the final set) and ranked by the
+        aggregator's current scales without entering its history (a proxy set of other rewards
+        is ranked by average ranks instead). Decoded and verified in chunks."""
+        gen = generator or self.generator
         verifiers = list(verifiers) if verifiers else self.verifiers
         got: dict[str, list[torch.Tensor]] = {}
         for k in ("decode", "verify"):  # reads of x0 are work the plan did not count
             self.planned[k] += len(x0)
         for part in _chunks(len(x0), self.limits.chunk_size):
-            self._place("decode", [self.generator])
+            self._place("decode", [gen])
             with self.timed("decode"):
-                av = self.generator.decode(x0[part])
+                av = gen.decode(x0[part])
             self.advance(part.stop - part.start, phase="decode")
             self._place("verify", verifiers)
             with self.timed("verify"):
@@ -335,11 +343,11 @@ class SearchRun:
             config = {**config, "sigmas": list(self.generator.sigmas())}
         if apart is not None:
             config = {**config, "decoders": dict(apart.decoders)}
-        for j, c in enumerate(self.pruned):  # ids after the finished candidates
+        for j, c in enumerate(self.unscored):  # ids after the finished candidates
             c.id = len(self.candidates) + j
-        return SearchResult(method, self.prompt, self.candidates + self.pruned, best, clip,
+        return SearchResult(method, self.prompt, self.candidates + self.unscored, best, clip,
                             self.generator.to_latent([best.state]),
-                            self.generator.nfe - self._nfe0, timings, agg, config)
+                            self.generator.nfe - self._nfe0 + self.other_nfe, timings, agg, config)
 
 
 def pareto_front(rewards: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from .draft import DraftConfig, draft_then_commit
 from .engine import SearchError
 from .pruning import ParticleConfig, PrunedBestOfNConfig, particle_search, pruned_best_of_n
 from .result import SearchResult
@@ -39,6 +40,8 @@ class SearchMethod:
     run: Callable[..., SearchResult]
     proxy: bool = False
     """Takes optional proxy verifiers for intermediate scores (``proxy=``)."""
+    draft: bool = False
+    """Takes a second, cheaper generator that explores for it (``draft=``)."""
 
     def fields(self) -> list[str]:
         """The settings a user gives (every config field but the seed)."""
@@ -97,6 +100,8 @@ register(SearchMethod("evosearch", "EvoSearch", EvoSearchConfig, evosearch))
 register(SearchMethod("pruned_best_of_n", "Pruned Best-of-N", PrunedBestOfNConfig,
                       pruned_best_of_n, proxy=True))
 register(SearchMethod("particles", "Particle search", ParticleConfig, particle_search, proxy=True))
+register(SearchMethod("draft_then_commit", "Draft, then commit", DraftConfig, draft_then_commit,
+                      proxy=True, draft=True))
 
 
 

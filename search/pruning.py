@@ -128,13 +128,13 @@ def pruned_best_of_n(generator: Generator, verifiers: Sequence[Verifier], aggreg
         for i in set(range(len(alive))) - set(kept):
             alive[i].candidate.pruned_at, alive[i].candidate.score = step, None
             alive[i].candidate.intermediate = alive[i].scores
-            run.pruned.append(alive[i].candidate)
+            run.unscored.append(alive[i].candidate)
         alive, at = [alive[i] for i in kept], step
     finals, _ = run.denoise([a.state for a in alive], [a.seed for a in alive], at, steps)
     added = run.add_candidates(finals, 0, [None] * len(alive), [a.seed for a in alive])
     for a, c in zip(alive, added):
         c.intermediate = a.scores if config.schedule else None
-    run.pruned.sort(key=lambda c: c.seed)
+    run.unscored.sort(key=lambda c: c.seed)
     result = run.finish("pruned_best_of_n", {
         "n": config.n, "steps": steps, "seed": config.seed,
         "schedule": [[k, f] for k, f in config.schedule], "survivors": config.survivors(),

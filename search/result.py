@@ -32,6 +32,10 @@ class Candidate:
     """How to make it again (search.recipe.replay); None: its seed alone."""
     file: str | None = None
     """Its mp4, where the search node kept every candidate."""
+    draft_score: float | None = None
+    """Draft-then-commit: the score of its draft (ranked with the aggregator's scales, never in
+    its history); whether it was committed is ``committed``."""
+    committed: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.id, "generation": self.generation, "parent": self.parent,
@@ -44,6 +48,8 @@ class Candidate:
         if self.intermediate is not None:
             out["pruned_at"] = self.pruned_at
             out["intermediate"] = {str(k): v for k, v in self.intermediate.items()}
+        if self.committed is not None:
+            out["draft_score"], out["committed"] = self.draft_score, self.committed
         return out
 
 

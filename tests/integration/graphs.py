@@ -139,23 +139,25 @@ def moved_away(path: Path):
 
 
 def run_interrupted(comfy, graph: dict, at: int, timeout: float = 900) -> list[int]:
-    """Queue ``graph``, send /interrupt once its progress reaches ``at``, and check that it
-    stopped as interrupted; returns the progress values seen (the caller bounds their maximum)."""
+    """Queue ``graph``, send /interrupt once its progress reaches ``at`` (thousandths of the
+    search), and check that it stopped as interrupted; returns the progress updates that came
+    after the interrupt was sent (the caller bounds how many)."""
     import pytest
     from comfyctl import ExecutionFailed
 
-    seen, sent = [], []
+    after, sent = [], []
 
     def on_progress(data):
-        seen.append(data["value"])
-        if not sent and data["value"] >= at:
+        if sent:
+            after.append(data["value"])
+        elif data["value"] >= at:
             sent.append(comfy.post("/interrupt", {}))
 
     with pytest.raises(ExecutionFailed) as err:
         comfy.run(graph, timeout=timeout, on_progress=on_progress)
     assert "execution_interrupted" in [m[0] for m in err.value.details["status"]["messages"]]
     assert sent, "the search ended before the interrupt was sent"
-    return seen
+    return after
 
 
 def parts(x) -> list:

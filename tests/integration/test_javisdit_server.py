@@ -68,8 +68,8 @@ def test_an_interrupt_stops_the_javisdit_search_and_leaves_the_state(comfy, mode
     big = shipped("javisdit_evosearch_arw", state, steps=30, evolution_steps="0, 10",
                   population_sizes="5, 5, 5", elites=2)
     big["13"]["inputs"]["reset"] = False
-    seen = run_interrupted(comfy, big, at=3)
-    assert max(seen) <= 3 + 1, "stopped within a step or so of the interrupt"
+    after = run_interrupted(comfy, big, at=3)
+    assert len(after) <= 2, "stopped within a step or so of the interrupt (it travels over HTTP)"
     assert state_path(comfy, state).read_bytes() == before
     again = shipped("javisdit_best_of_n_arw", state)
     again["13"]["inputs"]["reset"] = False

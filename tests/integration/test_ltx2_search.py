@@ -42,9 +42,8 @@ def test_an_interrupt_stops_the_ltx_search_and_leaves_the_state(comfy, tiny):
     comfy.run(graph, timeout=300)
     before = state_path(comfy, state).read_bytes()
     big = ltx_search_graph(tiny, state=state, population_sizes="12, 12, 12", elites=2, seed=1)
-    seen = run_interrupted(comfy, big, at=4, timeout=300)
-    total = 12 * 4 + 10 * 4 + 10 * 2 + 2 * 32
-    assert max(seen) < total / 2, "stopped long before the end"
+    after = run_interrupted(comfy, big, at=4, timeout=300)
+    assert len(after) <= 2, "stopped within a step or so of the interrupt (it travels over HTTP)"
     assert state_path(comfy, state).read_bytes() == before
     report = report_of(comfy.run(ltx_search_graph(tiny, state=state, seed=2), timeout=300), "s")
     assert report["aggregator"]["history_size"] == 7 + 7  # built on the untouched state

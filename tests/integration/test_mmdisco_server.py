@@ -50,6 +50,6 @@ def test_an_interrupt_stops_the_mmdisco_search_and_leaves_the_state(comfy, model
     before = state_path(comfy, state).read_bytes()
     big = shipped(state, steps=8, evolution_steps="0, 4", population_sizes="3, 3, 3")
     big["8"]["inputs"]["reset"] = False
-    seen = run_interrupted(comfy, big, at=3)
-    assert max(seen) <= 3 + 3, "stopped within a step of the interrupt"
+    after = run_interrupted(comfy, big, at=3)
+    assert len(after) <= 2, "stopped within a step or so of the interrupt (it travels over HTTP)"
     assert state_path(comfy, state).read_bytes() == before

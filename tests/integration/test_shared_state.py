@@ -172,17 +172,15 @@ def test_an_interrupt_leaves_the_state_file_byte_identical_and_the_queue_working
     before = seeded(comfy, state)
     graph = load("toyav_evosearch", state, population_sizes="16, 16, 16", elites=2, chunk_size=4)
     seen, sent = [], []
-    first_generation = 16 * 30 + 2 * 16
-    total = first_generation + 14 * 30 + 14 * 20 + 2 * 28
 
-    def on_progress(data):
+    def on_progress(data):  # in thousandths of the search's time
         seen.append(data["value"])
-        if data["value"] > first_generation + 40 and not sent:  # in the second generation
+        if data["value"] > 550 and not sent:  # the first generation is about 40 % of it
             sent.append(comfy.post("/interrupt", {}))
 
     details = failure(comfy, graph, "interrupted", timeout=300, on_progress=on_progress)
     assert "execution_interrupted" in [m[0] for m in details["status"]["messages"]]
-    assert sent and max(seen) < total, "stopped before the end"
+    assert sent and max(seen) < 1000, "stopped before the end"
     assert state_path(comfy, state).read_bytes() == before
     report = report_of(comfy.run(load("toyav_best_of_n", state, n=2, seed=3)))
     assert report["aggregator"]["history_size"] == 4
