@@ -154,13 +154,15 @@ def _search(cls, run: Callable[..., SearchResult], aggregator: AggregatorChoice,
 
 
 def run_method(cls, method: str, settings: dict, generator, verifiers, aggregator: AggregatorChoice,
-               seed: int, filename_prefix: str, proxy_verifiers=None, prompt: str = "",
+               seed: int, filename_prefix: str, proxy_verifiers=None, draft=None, prompt: str = "",
                chunk_size: int = 8, max_candidates: int = 1024,
                keep_candidates: bool = False) -> io.NodeOutput:
     """A registered method (search.methods) with its settings by field name."""
     chosen = methods.get(method)
     config = chosen.make(settings, seed)
     extra = {"proxy": proxy_verifiers} if chosen.proxy else {}
+    if chosen.draft:
+        extra["draft"] = draft
     return _search(cls, lambda agg, **o: chosen.run(generator, verifiers, agg, config, **extra, **o),
                    aggregator, filename_prefix, prompt, chunk_size, max_candidates, keep_candidates)
 
@@ -389,6 +391,47 @@ class ParticleSearchNode(io.ComfyNode):
                           filename_prefix, **tail)
 
 
+DRAFT = methods.get("draft_then_commit").config()
+DRAFT_INPUT = types.Generator.Input(
+    "draft", tooltip="The cheap generator that explores: the same model and latent with fewer "
+                     "steps (a second scheduler), under EasyCache, or with a cheaper decoder. It "
+                     "must draw the same noise from a seed as 'generator' (checked before any work).")
+
+
+class DraftSearchNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AVITS_DraftSearch", display_name="AVITS Draft, then Commit",
+            category="AVITS/search",
+            description="Explores N seeds with a cheap draft generator, scores the drafts (ARW "
+                        "does not learn from them) and runs only the best few again with the "
+                        "full generator; the best committed candidate wins.",
+            inputs=[*COMMON_INPUTS, DRAFT_INPUT,
+                    io.Int.Input("n", default=DRAFT.n, min=1, max=1024, tooltip="Drafts (seeds)."),
+                    io.Int.Input("commit", default=DRAFT.commit, min=1, max=1024,
+                                 tooltip="The best drafts run again in full; commit = n with the "
+                                         "full generator as draft is Best-of-N."),
+                    io.String.Input("draft_schedule", default="",
+                                    tooltip="Optional pruning of the drafts, 'step:fraction kept' "
+                                            "on the draft's own steps (e.g. '0.5:0.5'); empty: "
+                                            "every draft finishes."),
+                    PROXY_INPUT, *TAIL_INPUTS],
+            outputs=COMMON_OUTPUTS, is_output_node=True, hidden=HIDDEN)
+
+    @classmethod
+    def validate_inputs(cls, n, commit, draft_schedule):
+        return checked(lambda: methods.get("draft_then_commit").make(
+            {"n": n, "commit": commit, "schedule": parse_schedule(draft_schedule)}).check())
+
+    @classmethod
+    def execute(cls, generator, verifiers, aggregator: AggregatorChoice, seed, draft, n, commit,
+                draft_schedule, filename_prefix, **tail) -> io.NodeOutput:
+        settings = {"n": n, "commit": commit, "schedule": parse_schedule(draft_schedule)}
+        return run_method(cls, "draft_then_commit", settings, generator, verifiers, aggregator,
+                          seed, filename_prefix, draft=draft, **tail)
+
+
 def read_settings(method: str, settings: str) -> dict:
     """A method's settings from the node's text (TOML key = value lines), names checked."""
     try:
@@ -420,7 +463,9 @@ class SearchNode(io.ComfyNode):
                     io.String.Input("settings", default="", multiline=True,
                                     tooltip="The method's settings, one 'name = value' per line "
                                             "(TOML), e.g. 'n = 8'; empty: its defaults."),
-                    PROXY_INPUT, *TAIL_INPUTS],
+                    PROXY_INPUT, types.Generator.Input("draft", optional=True,
+                                                       tooltip=DRAFT_INPUT.tooltip),
+                    *TAIL_INPUTS],
             outputs=COMMON_OUTPUTS, is_output_node=True, hidden=HIDDEN)
 
     @classmethod
@@ -435,4 +480,4 @@ class SearchNode(io.ComfyNode):
 
 
 NODES = [NaiveSampleNode, BestOfNNode, EvoSearchNode, PrunedBestOfNNode, ParticleSearchNode,
-         SearchNode]
+         DraftSearchNode, SearchNode]
