@@ -34,7 +34,7 @@ def backend_for(config: config_mod.EvalConfig, args: argparse.Namespace):
 
 def report(config: config_mod.EvalConfig, rows: list[dict]) -> dict[str, Path]:
     """Tables (Markdown + CSV), the scaling and ARW plots and the gallery page."""
-    from . import agreement, correlation, gallery, plots, tables
+    from . import agreement, capture, correlation, gallery, plots, tables
     from .metrics import infos
     out_corr = {**correlation.write(rows, config.output, config.bootstrap),
                 **agreement.write(rows, config.output, config.bootstrap)}
@@ -44,6 +44,7 @@ def report(config: config_mod.EvalConfig, rows: list[dict]) -> dict[str, Path]:
     names = sorted({m for r in rows for m in r["metrics"]})
     metrics = infos(names, config.groups)
     out = dict(tables.write_tables(rows, metrics, config.output, bootstrap=config.bootstrap))
+    out.update(capture.write(rows, metrics, config.output, config.bootstrap))
     path = plots.gain_plot(tables.summarize(rows, metrics, config.bootstrap), config.output / "gain_vs_nfe.png")
     if path:
         out["gain_vs_nfe.png"] = path

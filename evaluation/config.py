@@ -68,6 +68,9 @@ class Method:
     kind: str
     options: dict[str, Any]
     label: str
+    draft: dict[str, Any] | None = None
+    """For a method that explores with a draft generator: the [generator] settings the draft
+    changes (e.g. {"steps": 6})."""
 
 
 @dataclass(frozen=True)
@@ -134,14 +137,16 @@ def _method(entry: dict, i: int) -> list[Method]:
         return [Method("best_of_n", {"n": n}, f"best_of_n[n={n}]") for n in ns]
     if kind in search_methods.REGISTRY:
         method = search_methods.get(kind)
-        _take(entry, where, {"kind": str, "label": str,
+        _take(entry, where, {"kind": str, "label": str, **({"draft": dict} if method.draft else {}),
                              **{f: (int, float, str, list, bool) for f in method.fields()}})
-        settings = {k: v for k, v in entry.items() if k not in ("kind", "label")}
+        settings = {k: v for k, v in entry.items() if k not in ("kind", "label", "draft")}
         try:
             method.make(settings)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{where}: {e}") from None
-        return [Method(kind, settings, entry.get("label") or method.label(settings))]
+        draft = entry.get("draft", {}) if method.draft else None
+        shown = {**settings, **{f"draft.{k}": v for k, v in (draft or {}).items()}}
+        return [Method(kind, settings, entry.get("label") or method.label(shown), draft)]
     if kind == "x0_correlation":
         _take(entry, where, {"kind": str, "n": int, "steps": list, "label": str})
         return [Method("x0_correlation", {"n": entry.get("n", 16), "steps": entry.get("steps", [3, 6, 9, 12, 15, 18, 21, 24, 27])},

@@ -113,10 +113,11 @@ class InProcess:
         self.verifiers = selection_verifiers(config)
         self.metric_verifiers = make_verifiers(config.metrics_verifiers)
 
-    def generator(self, prompt: str):
+    def generator(self, prompt: str, **changes: Any):
+        """The config's generator for ``prompt``, with ``changes`` to its settings (a draft)."""
         from ..generators.toyav import ToyAVGenerator
         options = {k: v for k, v in self.config.generator.items() if k != "kind"}
-        return ToyAVGenerator(prompt, **options)
+        return ToyAVGenerator(prompt, **{**options, **changes})
 
     def run(self, task: Task, aggregator, out_dir: Path) -> dict[str, Any]:
         gen = self.generator(task.prompt)
@@ -128,7 +129,9 @@ class InProcess:
             return self._correlation(task, aggregator)
         else:
             method = search_methods.get(m.kind)
-            result = method.run(gen, self.verifiers, aggregator, method.make(m.options, task.draw))
+            extra = {"draft": self.generator(task.prompt, **(m.draft or {}))} if method.draft else {}
+            result = method.run(gen, self.verifiers, aggregator, method.make(m.options, task.draw),
+                                **extra)
         wall = time.perf_counter() - t0 - result.timings.get("oracle", 0.0)
         metrics = dict(result.best.oracle or {}) if self.config.metrics_oracle else {}
         for v in self.metric_verifiers:

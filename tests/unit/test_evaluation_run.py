@@ -240,3 +240,20 @@ def test_with_seed_per_prompt_each_prompt_draws_its_own_baseline(tmp_path, own):
         assert len({r["draw"] for r in rows}) == 6 and len(sync) > 1
     else:
         assert all(r["draw"] == 0 for r in rows) and len(sync) == 1
+
+
+def test_a_draft_method_names_what_its_draft_changes_and_runs_with_that_draft(tmp_path):
+    """draft = { steps = 4 }: the draft is the config's generator with 4 steps; the arm's
+    label says so; a method without a draft refuses the key."""
+    from comfyui_avits.evaluation.runner import InProcess, tasks
+    from comfyui_avits.search.aggregation import ARW
+
+    text = QUICK + '\n[[methods]]\nkind = "draft_then_commit"\nn = 4\ncommit = 1\ndraft = { steps = 4 }\n'
+    config = C.load(write(tmp_path, text))
+    method = config.methods[-1]
+    assert method.draft == {"steps": 4} and method.label == "draft_then_commit[n=4|commit=1|draft.steps=4]"
+    task = next(t for t in tasks(config, ["a red ball bouncing, bell sound"]) if t.method is method)
+    row = InProcess(config).run(task, ARW(), tmp_path)
+    assert row["nfe"] == 4 * 4 + 1 * 10 and row["candidates"] == 4
+    with pytest.raises(C.ConfigError, match=r"unknown key 'draft'"):
+        C.load(write(tmp_path, QUICK.replace("elites = 1", "elites = 1\ndraft = { steps = 4 }")))

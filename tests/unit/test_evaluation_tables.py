@@ -266,3 +266,27 @@ def test_both_improvement_tables_are_written(tmp_path):
     assert "## Improvement over naive (%)" in text and "## Improvement over naive in naive spreads (%)" in text
     rows = list(csv.reader(open(paths["improvement_spread"])))
     assert rows[0][:4] == ["method", "aggregator", "method_kind", "n"] and len(rows) == 4
+
+
+def test_gain_capture_is_the_share_of_the_reference_gain_paired_over_prompts(tmp_path):
+    """A search with half of Best-of-10's gain on every prompt keeps 50 % of it, in every
+    resample; its NFE and wall-clock are given as fractions of the reference's."""
+    from comfyui_avits.evaluation.capture import gain_capture, write
+
+    naive = [(0.4, 0.2), (0.5, 0.3), (0.6, 0.1)]
+    arms = {("naive", "naive", None, "-", 30, 1): [[p] for p in naive],
+            ("best_of_n[n=10]", "best_of_n", 10, "arw_shared", 300, 10):
+                [[(t + 0.2, s - 0.1)] for t, s in naive],
+            ("draft_then_commit[n=10|commit=2]", "draft_then_commit", None, "arw_shared", 120, 2):
+                [[(t + 0.1, s - 0.05)] for t, s in naive]}
+    capture = gain_capture(make_rows(arms), METRICS, bootstrap=300)
+    cheap = next(r for r in capture["arms"] if r["kind"] == "draft_then_commit")
+    assert cheap["capture"] == pytest.approx({"value": 50.0, "lo": 50.0, "hi": 50.0})
+    assert cheap["nfe_ratio"] == pytest.approx(0.4) and cheap["wall_ratio"] == pytest.approx(0.4)
+    assert capture["meaningful"] and capture["reference"] == "best_of_n[n=10] · arw_shared"
+    paths = write(make_rows(arms), METRICS, tmp_path, bootstrap=300)
+    assert "50.0 [50.0, 50.0] %" in paths["capture.md"].read_text()
+    assert paths["capture.png"].stat().st_size > 1000
+    worse = dict(arms)
+    worse[("best_of_n[n=10]", "best_of_n", 10, "arw_shared", 300, 10)] = [[p] for p in naive]
+    assert not gain_capture(make_rows(worse), METRICS, bootstrap=300)["meaningful"]
