@@ -30,6 +30,7 @@ from ..core.checks import finite
 from ..core.generator import LATER_MUTATION, X0_PREDICTION, StepCallback, mutate_flow_state
 from . import types
 from .streams import streams_of
+from .licences import licensed
 
 SILENT_RATE = 16000
 """Sample rate of the silent track given to video-only models (the verifiers need audio)."""
@@ -370,9 +371,9 @@ class ComfyAVGeneratorNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_ComfyAVGenerator", display_name="AVITS ComfyUI AV Generator",
             category="AVITS/generators",
-            description="Wraps the graph you would give SamplerCustomAdvanced (guider, sampler, "
-                        "sigmas, latent) plus the VAEs, so a search node samples candidates with "
-                        "ComfyUI's own samplers: LTX-2 audio-video latents or any MODEL's.",
+            description=licensed("Wraps the graph you would give SamplerCustomAdvanced (guider, sampler, "
+                                 "sigmas, latent) plus the VAEs, so a search node samples candidates with "
+                                 "ComfyUI's own samplers: LTX-2 audio-video latents or any MODEL's.", "comfy"),
             inputs=[
                 io.Guider.Input("guider", tooltip="Any guider: CFGGuider, BasicGuider, a dual or "
                                                   "multimodal audio/video guider."),

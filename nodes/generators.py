@@ -6,6 +6,7 @@ from comfy_api.latest import io
 
 from ..generators.toyav import WORLDS, ToyAVGenerator
 from . import types
+from .licences import licensed
 
 
 class ToyAVGeneratorNode(io.ComfyNode):
@@ -15,10 +16,10 @@ class ToyAVGeneratorNode(io.ComfyNode):
             node_id="AVITS_ToyAVGenerator",
             display_name="AVITS ToyAV Generator",
             category="AVITS/generators",
-            description="A tiny procedural audio-video world (a coloured object bouncing, a "
-                        "sound at each impact) with a real flow-matching sampler and no weights. "
-                        "Its naive samples miss the prompt and drift out of sync, which search "
-                        "can fix: use it to try the nodes on any machine.",
+            description=licensed("A tiny procedural audio-video world (a coloured object bouncing, a "
+                                 "sound at each impact) with a real flow-matching sampler and no weights. "
+                                 "Its naive samples miss the prompt and drift out of sync, which search "
+                                 "can fix: use it to try the nodes on any machine.", "none"),
             inputs=[
                 io.String.Input("prompt", multiline=True, default="a red ball bouncing, bell sound",
                                 tooltip="Name a color (red, green, blue, yellow), a shape (ball, "

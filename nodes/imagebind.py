@@ -12,6 +12,7 @@ from ..verifiers.imagebind.checkpoint import PUBLISHED
 from . import types
 from .models import Need, dtype_for, dtype_input, file_choices, file_state, find, missing, register_folder
 from .verifiers import NAME_TOOLTIP
+from .licences import licensed
 
 FOLDER, DEFAULT = "imagebind", "imagebind_huge.pth"
 register_folder(FOLDER, folder_paths.supported_pt_extensions)
@@ -29,9 +30,9 @@ class ImageBindLoaderNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_ImageBindLoader", display_name="AVITS ImageBind Loader",
             category="AVITS/verifiers",
-            description="Loads ImageBind (Huge, or any checkpoint in its layout) from "
-                        "models/imagebind/ for JavisScore, AVHScore and the ImageBind "
-                        "similarities. Weights: CC BY-NC-SA 4.0 (non-commercial use).",
+            description=licensed("Loads ImageBind (Huge, or any checkpoint in its layout) from "
+                                 "models/imagebind/ for JavisScore, AVHScore and the ImageBind "
+                                 "similarities. Weights: CC BY-NC-SA 4.0 (non-commercial use).", "imagebind"),
             inputs=[
                 io.Combo.Input("ckpt_name", options=file_choices(FOLDER, DEFAULT), default=DEFAULT,
                                tooltip=f"A file in models/imagebind/; the official one is "
@@ -66,9 +67,9 @@ class JavisScoreNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="AVITS_JavisScore", display_name="AVITS JavisScore", category="AVITS/verifiers",
-            description="Audio-video synchrony (JavisScore): in 2 s windows every 0.5 s, how well "
-                        "the worst-matching 40 % of frames agree with the window's sound. The "
-                        "paper pairs it with VideoReward-TA.",
+            description=licensed("Audio-video synchrony (JavisScore): in 2 s windows every 0.5 s, how well "
+                                 "the worst-matching 40 % of frames agree with the window's sound. The "
+                                 "paper pairs it with VideoReward-TA.", "imagebind"),
             inputs=[_imagebind_input(),
                     io.String.Input("name", default="javisscore", advanced=True, tooltip=NAME_TOOLTIP)],
             outputs=[types.Verifiers.Output(display_name="verifiers")],
@@ -84,8 +85,8 @@ class AVHScoreNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="AVITS_AVHScore", display_name="AVITS AVHScore", category="AVITS/verifiers",
-            description="Audio-visual harmony: the mean ImageBind similarity of every frame to "
-                        "the clip's sound.",
+            description=licensed("Audio-visual harmony: the mean ImageBind similarity of every frame to "
+                                 "the clip's sound.", "imagebind"),
             inputs=[_imagebind_input(),
                     io.String.Input("name", default="avhscore", advanced=True, tooltip=NAME_TOOLTIP)],
             outputs=[types.Verifiers.Output(display_name="verifiers")],
@@ -105,8 +106,8 @@ class ImageBindScoreNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_ImageBindScore", display_name="AVITS ImageBind Score",
             category="AVITS/verifiers",
-            description="ImageBind cosine similarities: text-video (tv_ib), text-audio (ta_ib), "
-                        "audio-video (av_ib); each chosen one is a reward of its own.",
+            description=licensed("ImageBind cosine similarities: text-video (tv_ib), text-audio (ta_ib), "
+                                 "audio-video (av_ib); each chosen one is a reward of its own.", "imagebind"),
             inputs=[_imagebind_input(),
                     io.Combo.Input("metrics", options=list(METRIC_CHOICES), default="tv, ta, av",
                                    tooltip="Which similarities to give as rewards."),

@@ -28,6 +28,7 @@ from .javisdit_model import load_javisdit
 from .models import (Need, device_for, device_input, dtype_input, file_choices, file_state, find, missing,
                      register_folder, subfolder_choices)
 from .residency import patcher, place
+from .licences import licensed
 
 FOLDER = "javisdit"
 register_folder(FOLDER)
@@ -100,10 +101,10 @@ class JavisDiTLoaderNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_JavisDiTLoader", display_name="AVITS JavisDiT Loader",
             category="AVITS/generators",
-            description="Loads JavisDiT v0.1 from its official folders in models/javisdit/ (and "
-                        "T5-XXL from models/text_encoders/): the DiT as a MODEL for ComfyUI's "
-                        "guiders and samplers, the video and audio decoders, and the text "
-                        "encoders for AVITS JavisDiT Text Encode.",
+            description=licensed("Loads JavisDiT v0.1 from its official folders in models/javisdit/ (and "
+                                 "T5-XXL from models/text_encoders/): the DiT as a MODEL for ComfyUI's "
+                                 "guiders and samplers, the video and audio decoders, and the text "
+                                 "encoders for AVITS JavisDiT Text Encode.", "javisdit"),
             inputs=[
                 io.Combo.Input("dit", options=subfolder_choices(FOLDER, DIT), default=DIT,
                                tooltip=f"The DiT folder (config.json + model.safetensors) in "
@@ -159,11 +160,11 @@ class JavisDiTTextEncodeNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_JavisDiTTextEncode", display_name="AVITS JavisDiT Text Encode",
             category="AVITS/generators",
-            description="The prompt as JavisDiT reads it (the reference's cleaning and the "
-                        "' aesthetic score: 6.5.' suffix): T5 states for the text and ImageBind "
-                        "text features for the spatio-temporal prior. The negative is the "
-                        "model's learned null caption and null prior (JavisDiT has no negative "
-                        "prompt).",
+            description=licensed("The prompt as JavisDiT reads it (the reference's cleaning and the "
+                                 "' aesthetic score: 6.5.' suffix): T5 states for the text and ImageBind "
+                                 "text features for the spatio-temporal prior. The negative is the "
+                                 "model's learned null caption and null prior (JavisDiT has no negative "
+                                 "prompt).", "javisdit"),
             inputs=[
                 JavisDiTText.Input("text_encoders", tooltip="From AVITS JavisDiT Loader."),
                 ImageBind.Input("imagebind", tooltip="From AVITS ImageBind Loader (the prior "

@@ -19,6 +19,7 @@ from . import types
 from .models import (Need, device_for, device_input, dtype_input, file_choices, file_state, find, missing,
                      register_folder, subfolder_choices)
 from .residency import pin
+from .licences import licensed
 
 FOLDER = "mmdisco"
 register_folder(FOLDER, folder_paths.supported_pt_extensions)
@@ -51,9 +52,9 @@ class MMDisCoLoaderNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_MMDisCoLoader", display_name="AVITS MMDisCo Loader",
             category="AVITS/generators",
-            description="MMDisCo's Auffusion + VideoCrafter2 pair from models/mmdisco/: the "
-                        "VideoCrafter2 checkpoint, the Auffusion folder and the coupling "
-                        "discriminator (Auffusion's weights: CC BY-NC-SA 4.0).",
+            description=licensed("MMDisCo's Auffusion + VideoCrafter2 pair from models/mmdisco/: the "
+                                 "VideoCrafter2 checkpoint, the Auffusion folder and the coupling "
+                                 "discriminator (Auffusion's weights: CC BY-NC-SA 4.0).", "mmdisco"),
             inputs=[
                 io.Combo.Input("videocrafter2", options=file_choices(FOLDER, VC2), default=VC2,
                                tooltip=f"VideoCrafter2's model.ckpt (base_512_v2) in models/mmdisco/"
@@ -97,10 +98,10 @@ class MMDisCoGeneratorNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_MMDisCoGenerator", display_name="AVITS MMDisCo Generator",
             category="AVITS/generators",
-            description="Joint audio + video by MMDisCo: VideoCrafter2 and Auffusion each with "
-                        "classifier-free guidance, kept in sync by the discriminator's gradient at "
-                        "every step, one ancestral DDPM step per modality on its own schedule. "
-                        "2 s: 16 frames at 8 fps (256 x 256) and 16 kHz sound.",
+            description=licensed("Joint audio + video by MMDisCo: VideoCrafter2 and Auffusion each with "
+                                 "classifier-free guidance, kept in sync by the discriminator's gradient at "
+                                 "every step, one ancestral DDPM step per modality on its own schedule. "
+                                 "2 s: 16 frames at 8 fps (256 x 256) and 16 kHz sound.", "mmdisco"),
             inputs=[
                 MMDisCo.Input("mmdisco", tooltip="From AVITS MMDisCo Loader."),
                 io.String.Input("prompt", multiline=True, default="a dog barking in a park",

@@ -13,6 +13,7 @@ from ..verifiers.vqascore import VQAScore, load_vqascore
 from . import types
 from .models import Need, dtype_for, dtype_input, file_state, find, folder_input, missing, register_folder
 from .verifiers import NAME_TOOLTIP
+from .licences import licensed
 
 VIDEOREWARD, VIDEOREWARD_DEFAULT = "videoreward", "VideoReward"
 VQASCORE, VQASCORE_DEFAULT = "vqascore", "Qwen2-VL-2B-Instruct"
@@ -43,9 +44,9 @@ class VideoRewardLoaderNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_VideoRewardLoader", display_name="AVITS VideoReward Loader",
             category="AVITS/verifiers",
-            description="Loads VideoReward (VideoAlign: Qwen2-VL-2B with its reward head) from a "
-                        "folder in models/videoreward/ in the layout it is published in "
-                        "(model_config.json, checkpoint-*/model.pth, checkpoint-*/tokenizer/).",
+            description=licensed("Loads VideoReward (VideoAlign: Qwen2-VL-2B with its reward head) from a "
+                                 "folder in models/videoreward/ in the layout it is published in "
+                                 "(model_config.json, checkpoint-*/model.pth, checkpoint-*/tokenizer/).", "videoreward"),
             inputs=[
                 folder_input(VIDEOREWARD, VIDEOREWARD_DEFAULT,
                              f"A folder in models/videoreward/; the official one is "
@@ -74,9 +75,9 @@ class VideoRewardNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="AVITS_VideoReward", display_name="AVITS VideoReward", category="AVITS/verifiers",
-            description="VideoReward's ratings from one pass, normalised as published: text "
-                        "alignment (ta, the paper's text verifier), visual quality (vq), motion "
-                        "quality (mq) and their sum (overall). Frames at 2 fps, up to 448 x 448.",
+            description=licensed("VideoReward's ratings from one pass, normalised as published: text "
+                                 "alignment (ta, the paper's text verifier), visual quality (vq), motion "
+                                 "quality (mq) and their sum (overall). Frames at 2 fps, up to 448 x 448.", "videoreward"),
             inputs=[VideoRewardModel.Input("videoreward", tooltip="From AVITS VideoReward Loader."),
                     io.Combo.Input("outputs", options=list(OUTPUT_CHOICES), default="ta",
                                    tooltip="The rewards to give; each is named <name>_<output>."),
@@ -94,9 +95,9 @@ class VQAScoreNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="AVITS_VQAScore", display_name="AVITS VQAScore", category="AVITS/verifiers",
-            description="VQAScore on a Qwen2-VL model: the probability that it answers 'Yes' "
-                        "to whether the video shows the prompt. Optional; about 100x the cost of "
-                        "VideoReward with the paper's 11B model, far less with Qwen2-VL-2B.",
+            description=licensed("VQAScore on a Qwen2-VL model: the probability that it answers 'Yes' "
+                                 "to whether the video shows the prompt. Optional; about 100x the cost of "
+                                 "VideoReward with the paper's 11B model, far less with Qwen2-VL-2B.", "qwen2vl"),
             inputs=[
                 folder_input(VQASCORE, VQASCORE_DEFAULT,
                              f"A Qwen2-VL model folder (hub layout) in models/vqascore/, e.g. "

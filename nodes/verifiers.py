@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from ..generators.toyav import ToyTextMatch
 from ..verifiers.av_align import AVAlign
 from . import types
+from .licences import licensed
 
 MAX_VERIFIERS = 16
 NAME_TOOLTIP = "The key of this verifier's reward in reports and in the ARW history."
@@ -18,8 +19,8 @@ class AVAlignNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="AVITS_AVAlign", display_name="AVITS AV-Align", category="AVITS/verifiers",
-            description="Audio-video synchrony without weights: IoU of audio onsets and optical "
-                        "flow peaks (within one frame).",
+            description=licensed("Audio-video synchrony without weights: IoU of audio onsets and optical "
+                                 "flow peaks (within one frame).", "none"),
             inputs=[io.String.Input("name", default="av_align", advanced=True, tooltip=NAME_TOOLTIP)],
             outputs=[types.Verifiers.Output(display_name="verifiers")],
         )
@@ -35,8 +36,8 @@ class ToyTextMatchNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_ToyTextMatch", display_name="AVITS ToyAV Text Match",
             category="AVITS/verifiers",
-            description="Text alignment for the ToyAV world, read off the pixels and the sound: "
-                        "does the clip show the prompt's color and shape and play its sound?",
+            description=licensed("Text alignment for the ToyAV world, read off the pixels and the sound: "
+                                 "does the clip show the prompt's color and shape and play its sound?", "none"),
             inputs=[io.String.Input("name", default="toy_text_match", advanced=True,
                                     tooltip=NAME_TOOLTIP)],
             outputs=[types.Verifiers.Output(display_name="verifiers")],

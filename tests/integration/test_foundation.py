@@ -22,6 +22,11 @@ def test_every_node_registered_with_a_category_and_tooltips(comfy):
             for name, spec in node["input"].get(section, {}).items():
                 assert spec[1].get("tooltip"), f"{node_id}.{name} has no tooltip"
     assert "AVITS_AGGREGATOR" in info["AVITS_ARWState"]["output"]
+    no_model = {"AVITS_VerifierSet", "AVITS_EmptyJavisDiTLatent", "AVITS_JavisDiTScheduler"}
+    for node_id, node in ours.items():  # what each model's weights let a user do
+        if node["category"] in ("AVITS/verifiers", "AVITS/generators") and node_id not in no_model:
+            assert "Weights:" in node["description"] or "No weights" in node["description"], node_id
+    assert "NON-COMMERCIAL" in ours["AVITS_JavisScore"]["description"]
     log = comfy.log_tail(400)
     assert "comfyui_avits" in log and "IMPORT FAILED" not in log
 
