@@ -19,8 +19,9 @@ from ..core.generator import X0_PREDICTION, Generator, State, unmet
 from ..core.verifier import Verifier
 from .aggregation import Aggregator
 from .engine import SearchError, SearchRun
+from .pruning import PrunedBestOfNConfig
 from .result import Candidate, SearchResult
-from .schedule import Step, resolve_steps
+from .schedule import Step
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,12 @@ class DraftConfig:
     schedule: tuple[tuple[Step, float], ...] = ()
     seed: int = 0
 
+    def pruning(self) -> PrunedBestOfNConfig:
+        """The drafts' pruning, which is pruned Best-of-N's on the draft's schedule."""
+        return PrunedBestOfNConfig(self.n, self.schedule, self.seed)
+
     def at(self, draft_steps: int) -> "DraftConfig":
-        marks = resolve_steps("draft pruning step", [k for k, _ in self.schedule], draft_steps)
-        return replace(self, schedule=tuple(zip(marks, (f for _, f in self.schedule))))
+        return replace(self, schedule=self.pruning().at(draft_steps).schedule)
 
     def check(self) -> None:
         """Everything but the draft's step count (a node checks it when the prompt is queued)."""
@@ -50,22 +54,11 @@ class DraftConfig:
 
     def validate(self, draft_steps: int) -> None:
         self.check()
-        survivors = self.at(draft_steps).survivors()
+        survivors = self.pruning().survivors()
+        self.at(draft_steps)
         if survivors and survivors[-1] < self.commit:
             raise SearchError(f"the draft pruning schedule leaves {survivors[-1]} drafts, fewer "
                               f"than the {self.commit} to commit")
-
-    def survivors(self) -> list[int]:
-        alive, out = self.n, []
-        for _, keep in self.schedule:
-            alive = max(1, math.ceil(alive * keep))
-            out.append(alive)
-        return out
-
-    def draft_nfe(self, draft_steps: int) -> int:
-        marks = [0] + [int(k) for k, _ in self.at(draft_steps).schedule] + [draft_steps]
-        alive = [self.n] + self.survivors()
-        return sum(a * (b - s) for a, s, b in zip(alive, marks, marks[1:]))
 
 
 def _parts(state: State) -> list[torch.Tensor]:
@@ -100,8 +93,8 @@ def draft_then_commit(generator: Generator, verifiers: Sequence[Verifier], aggre
     config = config.at(draft.steps)
     check_same_noise(draft, generator, config.seed)
     steps = generator.steps
-    run = SearchRun(generator, verifiers, aggregator,
-                    config.draft_nfe(draft.steps) + config.commit * steps, config.commit, **options)
+    planned = config.pruning().planned_nfe(draft.steps) + config.commit * steps
+    run = SearchRun(generator, verifiers, aggregator, planned, config.commit, **options)
     why = unmet(draft, X0_PREDICTION) if config.schedule else None
     if why:
         raise SearchError(f"pruning drafts needs {X0_PREDICTION} of the draft: {why}")
@@ -142,5 +135,5 @@ def draft_then_commit(generator: Generator, verifiers: Sequence[Verifier], aggre
     return run.finish("draft_then_commit", {
         "n": config.n, "commit": config.commit, "steps": steps, "draft_steps": draft.steps,
         "seed": config.seed, "schedule": [[k, f] for k, f in config.schedule],
-        "survivors": config.survivors(), "phases": phases,
+        "survivors": config.pruning().survivors(), "phases": phases,
         "proxy": [v.name for v in proxy] if proxy else None})

@@ -127,6 +127,24 @@ def ltx_search_graph(tiny: dict[str, Path], search: str = "AVITS_EvoSearch", sta
     return g
 
 
+def on_tiny_ltx_checkpoint(g: dict, tiny: dict[str, Path], text_loader: str = "3",
+                           positive: str = "4", negative: str = "5") -> None:
+    """A shipped LTX-2.x template on the tiny LTX-AV twin, in place: its single checkpoint
+    becomes the twin's UNETLoader + VAELoader pair ("1", "1v"), its audio VAE the twin's, and
+    LotusConditioning stands in for the text encoder (no tiny Gemma can be made)."""
+    del g[text_loader]
+    g[positive] = {"class_type": "LotusConditioning", "inputs": {}}
+    g[negative] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": [positive, 0]}}
+    g["1"] = {"class_type": "UNETLoader", "inputs": {"unet_name": tiny["ltx_ltxav"].name,
+                                                     "weight_dtype": "default"}}
+    g["1v"] = {"class_type": "VAELoader", "inputs": {"vae_name": tiny["ltx_vae"].name}}
+    for node in g.values():
+        for key, value in node["inputs"].items():
+            if value == ["1", 2]:
+                node["inputs"][key] = ["1v", 0]
+    g["2"]["inputs"]["ckpt_name"] = tiny["ltx_audio_vae"].name
+
+
 @contextmanager
 def moved_away(path: Path):
     """The model file or folder out of the models folder for a while."""

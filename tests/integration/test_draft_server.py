@@ -11,7 +11,7 @@ import json
 import pytest
 
 from comfyctl import REPO, ExecutionFailed
-from graphs import load, report_of, state_path
+from graphs import load, on_tiny_ltx_checkpoint, report_of, state_path
 
 pytestmark = pytest.mark.integration
 
@@ -46,17 +46,7 @@ def test_a_draft_of_another_latent_is_refused_before_any_work(comfy):
 
 def test_the_ltx2_template_runs_on_the_tiny_ltx_av(comfy, tiny_files):
     g = json.loads((REPO / "workflows" / "api" / "ltx2_draft_then_commit_arw.json").read_text())
-    del g["3"]
-    g["4"] = {"class_type": "LotusConditioning", "inputs": {}}
-    g["5"] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["4", 0]}}
-    g["1"] = {"class_type": "UNETLoader", "inputs": {"unet_name": tiny_files["ltx_ltxav"].name,
-                                                     "weight_dtype": "default"}}
-    g["1v"] = {"class_type": "VAELoader", "inputs": {"vae_name": tiny_files["ltx_vae"].name}}
-    for node in g.values():
-        for key, value in node["inputs"].items():
-            if value == ["1", 2]:
-                node["inputs"][key] = ["1v", 0]
-    g["2"]["inputs"]["ckpt_name"] = tiny_files["ltx_audio_vae"].name
+    on_tiny_ltx_checkpoint(g, tiny_files)
     g["7"]["inputs"].update(width=64, height=64, length=9)
     g["8"]["inputs"]["frames_number"] = 9
     g["19"]["inputs"].update(name="ltx2-draft-test", reset=True)

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from comfyctl import REPO
-from graphs import report_of
+from graphs import on_tiny_ltx_checkpoint, report_of
 
 pytestmark = pytest.mark.integration
 
@@ -62,15 +62,7 @@ def test_the_h3_templates_run_on_the_tiny_h3(comfy, tiny, name):
 
 def test_the_ltx25_two_stage_template_searches_stage_1_and_refines_only_the_winner(comfy, tiny):
     g = shipped("ltx25_two_stage_best_of_n_arw")
-    lotus_text(g, "3", "4", "5")
-    g["1"] = {"class_type": "UNETLoader", "inputs": {"unet_name": tiny["ltx_ltxav"].name,
-                                                     "weight_dtype": "default"}}
-    g["1v"] = {"class_type": "VAELoader", "inputs": {"vae_name": tiny["ltx_vae"].name}}
-    for node in g.values():
-        for key, value in node["inputs"].items():
-            if value == ["1", 2]:
-                node["inputs"][key] = ["1v", 0]
-    g["2"]["inputs"]["ckpt_name"] = tiny["ltx_audio_vae"].name
+    on_tiny_ltx_checkpoint(g, tiny)
     assert g["13"]["inputs"]["vae_name"] == tiny["ltx_tae"].name  # the shipped TAE's file name
     g["23"]["inputs"]["model_name"] = tiny["ltx_upscaler"].name
     g["7"]["inputs"].update(width=64, height=64, length=9)
