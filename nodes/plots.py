@@ -70,6 +70,10 @@ def search_plot(report: dict):
         last = [c["intermediate"][max(c["intermediate"], key=int)] for c in pruned]
         ax.scatter([c["generation"] for c in pruned], last, marker="x", s=22, color="0.5",
                    label=f"pruned ({len(pruned)}; score of x0)")
+    drafts = [c for c in report["candidates"] if c.get("committed") is False and c.get("draft_score") is not None]
+    if drafts:  # drafts never run in full, at their draft's score
+        ax.scatter([c["generation"] for c in drafts], [c["draft_score"] for c in drafts], marker="o",
+                   s=18, facecolors="none", edgecolors="0.5", label=f"draft only ({len(drafts)})")
     best = next(c for c in cands if c["id"] == report["best"])
     ax.scatter([best["generation"]], [best["score"]], marker="*", s=220, color="C3",
                label=f"chosen (#{best['id']})")
@@ -77,7 +81,8 @@ def search_plot(report: dict):
     ax.set_ylabel(f"score ({report['aggregator']['name']})")
     ax.set_xticks(sorted({c["generation"] for c in cands}))
     ax.set_title(f"{report['method']}: {len(cands)} finished"
-                 + (f", {len(pruned)} pruned" if pruned else "") + f", {report['nfe']} NFE", fontsize=9)
+                 + (f", {len(pruned)} pruned" if pruned else "")
+                 + (f", {len(drafts)} drafts" if drafts else "") + f", {report['nfe']} NFE", fontsize=9)
     ax.legend(fontsize=7)
     if scales:
         ax = axes[0, 1]
