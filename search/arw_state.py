@@ -139,20 +139,26 @@ class ARWStore:
                                 "or '.', starting with a letter or digit")
         return self.directory / f"{name}.json"
 
-    def open(self, name: str, settings: ARWSettings = ARWSettings(), reset: bool = False) -> SharedARW:
+    def open(self, name: str, settings: ARWSettings | None = ARWSettings(),
+             reset: bool = False) -> SharedARW:
         """A working copy of the state called ``name`` with ``settings`` applied: read from its
-        file now, or new when there is none or ``reset`` is set. Nothing is written."""
+        file now, or new when there is none or ``reset`` is set. Nothing is written. ``settings``
+        None: a saved state as it was saved (an import merges into it with its own settings);
+        a new one with the defaults."""
         if not isinstance(reset, bool):
             raise ARWStateError(f"reset must be true or false, got {reset!r}")
         path = self.path(name)
         data = self._read_bytes(path)
         base = None if data is None else _digest(data)
         if reset or data is None:
+            settings = settings or ARWSettings()
             arw = ARW(optimizer=settings.optimizer, history_size=settings.window)
             shared = SharedARW(name, path, arw, reset=reset and data is not None, base=base)
         else:
             shared = self._parse(name, path, data)
             shared.base = base
+            if settings is None:
+                return shared
             old = shared.arw
             if (old.optimizer_name, old.window) != (settings.optimizer, settings.window):
                 raise ARWStateError(
@@ -200,37 +206,43 @@ class ARWStore:
             raise ARWStateError(f"the ARW state file {path} cannot be read ({e})") from None
 
     def _parse(self, name: str, path: Path, data: bytes) -> SharedARW:
-        hint = ("it was left untouched: reset the state to start afresh (the file is then kept "
-                "aside) or restore it from a backup")
+        return parse_state(data, name, path, f"the ARW state file {path}",
+                           "it was left untouched: reset the state to start afresh (the file "
+                           "is then kept aside) or restore it from a backup")
 
-        def bad(why: str) -> ARWStateError:
-            return ARWStateError(f"the ARW state file {path} {why}; {hint}")
 
-        try:
-            obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise bad(f"is corrupt ({e})") from None
-        except ValueError as e:
-            raise bad(f"holds {e}") from None
-        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-            raise bad("is not an AVITS ARW state file")
-        if obj.get("version") == 1:
-            obj = _from_version_1(obj)
-        if obj.get("version") != VERSION:
-            raise bad(f"has ARW state format version {obj.get('version')!r}; this AVITS reads "
-                      f"versions 1 and {VERSION}")
-        state, trace, identities = obj.get("state"), obj.get("trace", []), obj.get("identities", {})
-        if not isinstance(state, dict) or state.get("optimizer") not in OPTIMIZERS:
-            raise bad(f"has no valid 'state' (got {_short(state)})")
-        if not isinstance(trace, list) or not isinstance(identities, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in identities.items()):
-            raise bad("has a malformed 'trace' or 'identities'")
-        arw = ARW(optimizer=state["optimizer"])
-        try:
-            arw.load_state_dict(state)
-        except (RewardError, KeyError, TypeError) as e:
-            raise bad(f"does not load ({e})") from None
-        return SharedARW(name, path, arw, trace[-TRACE_LIMIT:], dict(identities))
+def parse_state(data: bytes, name: str, path: Path, what: str, hint: str) -> SharedARW:
+    """A state file's bytes (or an exported copy of one) as a working copy, every value
+    checked; an error names ``what`` was read and ends with ``hint``."""
+
+    def bad(why: str) -> ARWStateError:
+        return ARWStateError(f"{what} {why}; {hint}")
+
+    try:
+        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise bad(f"is corrupt ({e})") from None
+    except ValueError as e:
+        raise bad(f"holds {e}") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise bad("is not an AVITS ARW state file")
+    if obj.get("version") == 1:
+        obj = _from_version_1(obj)
+    if obj.get("version") != VERSION:
+        raise bad(f"has ARW state format version {obj.get('version')!r}; this AVITS reads "
+                  f"versions 1 and {VERSION}")
+    state, trace, identities = obj.get("state"), obj.get("trace", []), obj.get("identities", {})
+    if not isinstance(state, dict) or state.get("optimizer") not in OPTIMIZERS:
+        raise bad(f"has no valid 'state' (got {_short(state)})")
+    if not isinstance(trace, list) or not isinstance(identities, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in identities.items()):
+        raise bad("has a malformed 'trace' or 'identities'")
+    arw = ARW(optimizer=state["optimizer"])
+    try:
+        arw.load_state_dict(state)
+    except (RewardError, KeyError, TypeError) as e:
+        raise bad(f"does not load ({e})") from None
+    return SharedARW(name, path, arw, trace[-TRACE_LIMIT:], dict(identities))
 
 
 def _reject_constant(token: str) -> Any:
