@@ -89,10 +89,15 @@ def check_merge(into: SharedARW, other: SharedARW) -> None:
                                        f"from {_describe(other, names_b)}; rewards of other "
                                        "verifiers are on other scales (merge states of one "
                                        "verifier set, or import into a new name)")
-    mark = digest(other)
-    if any(isinstance(t, dict) and t.get("merged") == mark for t in into.trace):
+    if already_merged(into, other):
         raise _refuse(into, other, "this very export was merged into it before, and merging "
                                    "it again would count its rewards twice")
+
+
+def already_merged(into: SharedARW, other: SharedARW) -> bool:
+    """Whether this very export was merged into ``into`` (within its trace's newest entries)."""
+    mark = digest(other)
+    return any(isinstance(t, dict) and t.get("merged") == mark for t in into.trace)
 
 
 def _describe(shared: SharedARW, names: list[str]) -> str:
