@@ -22,6 +22,8 @@ from .residency import place
 from .search import _progress, checked, strip, summary
 
 BATCH, JOINED = "batch [N, C, S]", "joined in time (Distributed Collector)"
+AUDIO_LAYOUTS = (JOINED, BATCH)
+"""How a sound input holds the clips (the first, as Distributed Collector delivers them)."""
 
 
 def read_clips(frames: torch.Tensor, per: int, audio: dict, layout: str, fps: float) -> AVBatch:
@@ -85,7 +87,7 @@ class SelectBestNode(io.ComfyNode):
                              tooltip="Frames of one clip; the batch must hold a whole number "
                                      "of clips."),
                 io.Audio.Input("audio", tooltip="Every candidate's sound, in the frames' order."),
-                io.Combo.Input("audio_layout", options=[JOINED, BATCH], default=JOINED,
+                io.Combo.Input("audio_layout", options=list(AUDIO_LAYOUTS), default=AUDIO_LAYOUTS[0],
                                tooltip="How the sound holds the clips: one after another in "
                                        "time, as Distributed Collector joins them, or one "
                                        "waveform per clip ([N, C, S], as a search's "
