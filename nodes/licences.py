@@ -18,6 +18,8 @@ LICENCES: dict[str, str] = {
                 f"{NON_COMMERCIAL}), T5-XXL (not checked): {NON_COMMERCIAL} as a whole.",
     "mmdisco": f"Weights: VideoCrafter2, Auffusion (its code CC BY-NC-SA 4.0, {NON_COMMERCIAL}) "
                f"and MMDisCo's coupling (weights' licences not verified): treat as {NON_COMMERCIAL}.",
+    "synchformer": f"Code: MIT. Weights: Synchformer's, {UNSTATED} (trained on AudioSet, "
+                   "initialised from MotionFormer and AST); check before commercial use.",
     "comfy": "Weights: the model you connect, under its own licence (LTX-2: Lightricks' LTX-2 "
              "licence; MiniMax H3: read by a third party as giving no rights in the EU, UK, South "
              "Korea or USA without MiniMax's authorisation, not verified here).",

@@ -11,14 +11,13 @@ from ..verifiers.synchformer import FILE, OUTPUTS, PUBLISHED, SHORT_CLIPS, DeSyn
 from . import types
 from .models import DTYPES, Need, dtype_for, file_choices, file_state, find, missing, register_folder
 from .verifiers import NAME_TOOLTIP
+from .licences import licensed
 
 FOLDER = "synchformer"
 register_folder(FOLDER, folder_paths.supported_pt_extensions)
 
 SynchformerModel = io.Custom("AVITS_SYNCHFORMER")
 OUTPUT_CHOICES = {"desync": ("desync",), "desync, sync_prob": OUTPUTS}
-LICENCE = ("Code: MIT. Weights: Synchformer's weights carry no stated licence (trained on "
-           "AudioSet, initialised from MotionFormer and AST); check before commercial use.")
 
 
 def _need(ckpt_name: str) -> Need:
@@ -31,8 +30,9 @@ class SynchformerLoaderNode(io.ComfyNode):
         return io.Schema(
             node_id="AVITS_SynchformerLoader", display_name="AVITS Synchformer Loader",
             category="AVITS/verifiers",
-            description="Loads Synchformer (the whole model: video and audio extractors and the "
-                        f"offset classifier) from models/synchformer/ for DeSync. {LICENCE}",
+            description=licensed("Loads Synchformer (the whole model: video and audio extractors "
+                                 "and the offset classifier) from models/synchformer/ for DeSync.",
+                                 "synchformer"),
             inputs=[
                 io.Combo.Input("ckpt_name", options=file_choices(FOLDER, FILE), default=FILE,
                                tooltip=f"A file in models/synchformer/; the official one is {FILE} "
@@ -64,10 +64,11 @@ class DeSyncNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="AVITS_DeSync", display_name="AVITS DeSync", category="AVITS/verifiers",
-            description="Audio-video sync as av-benchmark's DeSync: Synchformer's predicted offset "
-                        "(-2..2 s in 0.2 s steps) of the first and the last 4.8 s of each clip, "
-                        "|offset| averaged. The reward is -DeSync in seconds, so higher is better "
-                        f"(0 = in sync). Clips need 4.8 s at least. {LICENCE}",
+            description=licensed("Audio-video sync as av-benchmark's DeSync: Synchformer's "
+                                 "predicted offset (-2..2 s in 0.2 s steps) of the first and the "
+                                 "last 4.8 s of each clip, |offset| averaged. The reward is -DeSync "
+                                 "in seconds, so higher is better (0 = in sync). Clips need 4.8 s "
+                                 "at least.", "synchformer"),
             inputs=[SynchformerModel.Input("synchformer", tooltip="From AVITS Synchformer Loader."),
                     io.Combo.Input("outputs", options=list(OUTPUT_CHOICES), default="desync",
                                    tooltip="desync: the reward <name> = -DeSync in seconds. sync_prob "
