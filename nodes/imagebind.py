@@ -32,7 +32,7 @@ class ImageBindLoaderNode(io.ComfyNode):
             category="AVITS/verifiers",
             description=licensed("Loads ImageBind (Huge, or any checkpoint in its layout) from "
                                  "models/imagebind/ for JavisScore, AVHScore and the ImageBind "
-                                 "similarities. Weights: CC BY-NC-SA 4.0 (non-commercial use).", "imagebind"),
+                                 "similarities.", "imagebind"),
             inputs=[
                 io.Combo.Input("ckpt_name", options=file_choices(FOLDER, DEFAULT), default=DEFAULT,
                                tooltip=f"A file in models/imagebind/; the official one is "

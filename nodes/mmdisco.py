@@ -54,7 +54,7 @@ class MMDisCoLoaderNode(io.ComfyNode):
             category="AVITS/generators",
             description=licensed("MMDisCo's Auffusion + VideoCrafter2 pair from models/mmdisco/: the "
                                  "VideoCrafter2 checkpoint, the Auffusion folder and the coupling "
-                                 "discriminator (Auffusion's weights: CC BY-NC-SA 4.0).", "mmdisco"),
+                                 "discriminator.", "mmdisco"),
             inputs=[
                 io.Combo.Input("videocrafter2", options=file_choices(FOLDER, VC2), default=VC2,
                                tooltip=f"VideoCrafter2's model.ckpt (base_512_v2) in models/mmdisco/"
