@@ -212,7 +212,9 @@ def run(config: EvalConfig, prompts: list[str], results: Results, backend,
     for task in tasks(config, prompts):
         if task.key in results:
             row = results.rows[task.key]
-            if shared_arw(config, task.aggregator):
+            if shared_arw(config, task.aggregator) and row.get("aggregator_state"):
+                # the state after the arm's latest recorded search (committed results keep only
+                # the last one of each arm)
                 agg = shared.setdefault(task.arm, make_aggregator(config, task.aggregator))
                 agg.load_state_dict(row["aggregator_state"])
             continue
