@@ -1,0 +1,45 @@
+"""VBench's background consistency: CLIP ViT-B/32 image features of every frame (short side
+224, centre crop), the consistency rule of consistency.py. 1 for a still clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ...core.batch import AVBatch
+from .clip_image import ClipImage, load_clip_image
+from .consistency import consistency
+from .features import CHUNK, frame_features
+from .files import identity, require
+from .frames import clip_input
+
+NAME = "background_consistency"
+FILES: tuple[tuple[str, str], ...] = (
+    ("clip-vit-base-patch32.safetensors",
+     "https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/model.safetensors "
+     "(saved under this name)"),)
+LICENCE = "OpenAI CLIP weights and code: MIT (github.com/openai/CLIP, LICENSE)"
+
+
+class BackgroundConsistency:
+    """Tensor[N] in 0..1, higher is better."""
+
+    name = NAME
+
+    def __init__(self, clip: ClipImage, identity: str, chunk: int = CHUNK) -> None:
+        self.clip, self.identity, self.chunk = clip, identity, chunk
+
+    def models(self) -> list[torch.nn.Module]:
+        return [self.clip]
+
+    def __call__(self, batch: AVBatch, prompts: list[str]) -> torch.Tensor:
+        return consistency(frame_features(self.clip, batch, clip_input, self.chunk))
+
+
+def load(folder: str | Path, device: str | torch.device = "cpu",
+         dtype: torch.dtype = torch.float32) -> BackgroundConsistency:
+    """Background consistency on ``folder``'s CLIP ViT-B/32 (VBench's runs in fp16 on a GPU)."""
+    paths = require(folder, FILES)
+    clip = load_clip_image(paths[FILES[0][0]], device, dtype)
+    return BackgroundConsistency(clip, identity(NAME, paths, dtype))
