@@ -91,7 +91,9 @@ def av_align_iou(audio_times: np.ndarray, video_times: np.ndarray, fps: float) -
 
 class AVAlign:
     """The AV-Align verifier: one IoU in 0..1 per clip, computed on the CPU; prompts are not
-    used. Silent audio or a still video has no peaks on that side and scores 0."""
+    used. Silent audio or a still video has no peaks on that side and scores 0. Streams of
+    different lengths are each read whole, as the reference (and JavisBench's copy of it) reads
+    the two files: peaks past the shorter stream's end find no partner and only add to the union."""
 
     def __init__(self, name: str = "av_align") -> None:
         self.name = name
@@ -104,3 +106,7 @@ class AVAlign:
             v = _peak_times(flow_trajectory(_gray_uint8(batch.video[clip])), batch.fps)
             scores.append(av_align_iou(a, v, batch.fps))
         return torch.tensor(scores, dtype=torch.float32)
+
+    def lengths_used(self, batch: AVBatch) -> list[str]:
+        return [f"each stream whole, as the reference reads the files: audio onsets over "
+                f"{batch.audio_seconds:.2f} s, motion peaks over {batch.video_seconds:.2f} s"] * len(batch)

@@ -1,7 +1,9 @@
 """DeSync as av-benchmark defines it, as a verifier: Synchformer predicts the audio-video offset
 (one of 21 classes, -2 s to +2 s every 0.2 s) of the first and of the last 4.8 s window of each
 clip; the clip's DeSync is the mean of the two |offsets| in seconds (the benchmark's DeSync is
-the mean of these over clips). The reward is -DeSync, so higher is better."""
+the mean of these over clips). The reward is -DeSync, so higher is better. The benchmark cuts
+both streams of a file to one duration, so a clip whose streams last differently is scored on
+the shorter one's length (whole 25 fps frames), the longer stream trimmed."""
 
 from __future__ import annotations
 
@@ -64,6 +66,15 @@ class DeSync:
                   "sync_prob": torch.softmax(logits.double(), -1)[..., len(GRID) // 2].mean(1)}
         return {reward: values[o] for reward, o in zip(self.rewards, self.outputs)}
 
+    def lengths_used(self, batch: AVBatch) -> list[str]:
+        """The length both streams were cut to (and padded to, for a short clip padded)."""
+        frames25 = P.clip_frames(batch.video.shape[1], batch.fps, batch.audio.shape[-1], batch.sample_rate)
+        longer = "audio" if batch.audio_seconds > batch.video_seconds else "video"
+        said = f"trimmed {longer} to {frames25 / P.FPS:.2f} s, the shorter stream's length"
+        if frames25 < self._window_frames():
+            said += f", then padded to {self._window_frames() / P.FPS:.2f} s"
+        return [said] * len(batch)
+
     def window_logits(self, batch: AVBatch) -> torch.Tensor:
         """float32 [N, W, 21]: the offset logits of each clip's first and last window (W = 1
         when they are the same window)."""
@@ -99,7 +110,7 @@ class DeSync:
     def _length(self, batch: AVBatch, frames25: int, window: int) -> int:
         """The clip's length in 25 fps frames as scored: at least one window, else an error or
         the padded length (``short_clips``)."""
-        need = P.SEGMENT_FRAMES + (window - 1) * P.SEGMENT_FRAME_STEP
+        need = self._window_frames()
         if frames25 < need and self.short_clips == "error":
             raise MediaError(
                 f"DeSync needs clips of at least {need / P.FPS:g} s (one window of {window} "
@@ -108,6 +119,10 @@ class DeSync:
                 f"of sound). Set short_clips to 'pad' to score it padded with its last frame "
                 f"and silence.")
         return max(frames25, need)
+
+    def _window_frames(self) -> int:
+        """One window's length in 25 fps frames (120: 4.8 s)."""
+        return P.SEGMENT_FRAMES + (self.model.arch.segments - 1) * P.SEGMENT_FRAME_STEP
 
     def _run(self, extract, items: list) -> torch.Tensor:
         """``extract`` over [1, 1, ...] segments made by ``items``, ``chunk`` at a time: [n, ...]."""
