@@ -104,6 +104,10 @@ class EvalConfig:
     baseline is not one lucky draw shared by every prompt."""
     gallery: int = 4
     bootstrap: int = 2000
+    metrics_quality: tuple[str, ...] = ()
+    """VBench's quality dimensions computed on each chosen clip (verifiers.vbench)."""
+    quality_models: Path | None = None
+    """The folder holding their weight files (ComfyUI's models/vbench/ layout)."""
 
     @property
     def backend(self) -> str:
@@ -199,7 +203,9 @@ def parse(raw: dict, source: Path) -> EvalConfig:
     else:
         _take(gen, "generator", {"kind": str})
     sel = _take(top["selection"], "selection", {"verifiers": list, "scale": dict})
-    metrics = _take(top.get("metrics", {}), "metrics", {"oracle": bool, "verifiers": list, "groups": dict})
+    metrics = _take(top.get("metrics", {}), "metrics", {"oracle": bool, "verifiers": list, "groups": dict,
+                                                        "quality": list, "quality_models": str})
+    quality, quality_models = _quality(metrics, gen["kind"], base)
     methods = tuple(m for i, e in enumerate(top["methods"]) for m in _method(_entry(e, i), i))
     if gen["kind"] == "comfyui":
         if any(m.kind not in ("workflow", "decoder_agreement") for m in methods):
@@ -247,7 +253,33 @@ def parse(raw: dict, source: Path) -> EvalConfig:
         weights={k: float(v) for k, v in top["weights"].items()} if "weights" in top else None,
         arw=_take(top.get("arw", {}), "arw", {"lr": (float, int), "iters": int, "optimizer": str}),
         comfyui=comfy, seed_per_prompt=top.get("seed_per_prompt", False),
-        gallery=top.get("gallery", 4), bootstrap=top.get("bootstrap", 2000))
+        gallery=top.get("gallery", 4), bootstrap=top.get("bootstrap", 2000),
+        metrics_quality=quality, quality_models=quality_models)
+
+
+def _quality(metrics: dict, generator: str, base: Path) -> tuple[tuple[str, ...], Path | None]:
+    """[metrics] quality (VBench dimension names) and quality_models (their folder), checked."""
+    names = metrics.get("quality", [])
+    if "quality_models" in metrics and not names:
+        raise ConfigError("metrics.quality_models is set but metrics.quality names no dimension")
+    if not names:
+        return (), None
+    from ..verifiers.vbench import DIMENSIONS
+    unknown = [n for n in names if n not in DIMENSIONS]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(f"metrics.quality must name distinct VBench dimensions among "
+                          f"{', '.join(DIMENSIONS)}, got {names!r}")
+    if generator == "comfyui":
+        raise ConfigError("metrics.quality is computed in-process on the chosen clip, which stays "
+                          "on the server with generator.kind = 'comfyui': score the saved clips "
+                          "with AVITS VBench Quality -> AVITS Score AV instead")
+    if "quality_models" not in metrics:
+        raise ConfigError("metrics.quality needs metrics.quality_models: the folder holding the "
+                          "VBench weight files (e.g. ComfyUI's models/vbench)")
+    folder = base / metrics["quality_models"]
+    if not folder.is_dir():
+        raise ConfigError(f"metrics.quality_models: no folder {folder}")
+    return tuple(names), folder
 
 
 def _entry(e: Any, i: int) -> dict:

@@ -83,6 +83,23 @@ def make_verifiers(names: Iterable[str]) -> list:
     return out
 
 
+def quality_verifiers(config: EvalConfig) -> list:
+    """VBench's dimensions of ``[metrics] quality`` on the config's folder, in fp32 (VBench's
+    precision but for its fp16 CLIPs) on the GPU if there is one; a missing file is a config
+    error naming it and where to get it."""
+    if not config.metrics_quality:
+        return []
+    import torch
+
+    from ..core.checkpoints import CheckpointError
+    from ..verifiers import vbench
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return vbench.load(config.metrics_quality, config.quality_models, device)
+    except CheckpointError as e:
+        raise ConfigError(f"metrics.quality: {e}") from None
+
+
 class _Scaled:
     """A verifier's reward times a constant (to put two rewards on different scales)."""
 
@@ -111,7 +128,7 @@ class InProcess:
     def __init__(self, config: EvalConfig) -> None:
         self.config = config
         self.verifiers = selection_verifiers(config)
-        self.metric_verifiers = make_verifiers(config.metrics_verifiers)
+        self.metric_verifiers = make_verifiers(config.metrics_verifiers) + quality_verifiers(config)
 
     def generator(self, prompt: str, **changes: Any):
         """The config's generator for ``prompt``, with ``changes`` to its settings (a draft)."""

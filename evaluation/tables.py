@@ -31,7 +31,7 @@ ZERO = 1e-9
 SELECTION_NOTE = "\\* also used for selection: reward hacking possible"
 NA_NOTE = ("n/a: the naive mean is 0, so the relative improvement is undefined; such metrics are "
            "left out of the group means")
-GROUP_TITLES = {"text": "Text", "av": "AV"}
+GROUP_TITLES = {"text": "Text", "av": "AV", "quality": "Quality"}
 KIND_ORDER = {"evosearch": 0, "best_of_n": 1}
 """Comparisons put EvoSearch first, then Best-of-N, so a difference reads 'EvoSearch minus'."""
 
@@ -173,9 +173,11 @@ def _mean_defined(values: np.ndarray, columns: list[int]) -> np.ndarray:
 
 
 def _groups(metrics: dict[str, MetricInfo]) -> dict[str, list[int]]:
-    """Group name -> metric columns: text, av, then other groups as met, and overall (all)."""
+    """Group name -> metric columns: text, av, quality, then other groups as met, and overall
+    (all)."""
+    known = ["text", "av", "quality"]
     order = sorted(dict.fromkeys(i.group for i in metrics.values()),
-                   key=lambda g: (["text", "av"].index(g) if g in ("text", "av") else 2))
+                   key=lambda g: known.index(g) if g in known else len(known))
     out = {g: [j for j, i in enumerate(metrics.values()) if i.group == g] for g in order}
     out["overall"] = list(range(len(metrics)))
     return out

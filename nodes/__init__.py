@@ -4,7 +4,7 @@ from comfy_api.latest import Caching, ComfyExtension, io
 from server import PromptServer
 
 from . import (aggregation, arw_transfer, comfy_bridge, generators, imagebind, javisdit, mmdisco, qwen2vl, replay, report,
-               score, search, select, synchformer, transactions, verifiers)
+               score, search, select, synchformer, transactions, vbench, verifiers)
 
 
 class AVITSExtension(ComfyExtension):
@@ -17,6 +17,6 @@ class AVITSExtension(ComfyExtension):
         arw_transfer.add_routes(PromptServer.instance.routes)
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [*generators.NODES, *comfy_bridge.NODES, *javisdit.NODES, *mmdisco.NODES, *verifiers.NODES, *imagebind.NODES, *qwen2vl.NODES, *synchformer.NODES,
+        return [*generators.NODES, *comfy_bridge.NODES, *javisdit.NODES, *mmdisco.NODES, *verifiers.NODES, *imagebind.NODES, *qwen2vl.NODES, *synchformer.NODES, *vbench.NODES,
                 *aggregation.NODES, *arw_transfer.NODES, *search.NODES, *select.NODES, *replay.NODES, *report.NODES,
                 *score.NODES]

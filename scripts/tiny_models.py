@@ -14,10 +14,12 @@ import tiny_javisdit  # noqa: E402
 import tiny_ltx  # noqa: E402
 import tiny_mmdisco  # noqa: E402
 import tiny_synchformer  # noqa: E402
+import tiny_vbench  # noqa: E402
 import tiny_videoreward  # noqa: E402
 
 WRITERS = {"imagebind": tiny_imagebind.write, "videoreward": tiny_videoreward.write,
-           "vqascore": tiny_videoreward.write_vqascore, "synchformer": tiny_synchformer.write}
+           "vqascore": tiny_videoreward.write_vqascore, "synchformer": tiny_synchformer.write,
+           "vbench": tiny_vbench.write}
 
 
 def write_all(models_dir: Path) -> dict[str, Path]:
