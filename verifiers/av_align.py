@@ -108,5 +108,6 @@ class AVAlign:
         return torch.tensor(scores, dtype=torch.float32)
 
     def lengths_used(self, batch: AVBatch) -> list[str]:
+        """Peaks found over each whole stream (core.lengths)."""
         return [f"each stream whole, as the reference reads the files: audio onsets over "
                 f"{batch.audio_seconds:.2f} s, motion peaks over {batch.video_seconds:.2f} s"] * len(batch)

@@ -129,6 +129,7 @@ class AVHScore(_ImageBindVerifier):
                             for i, f in enumerate(self.embedder.frames(batch))])
 
     def lengths_used(self, batch: AVBatch) -> list[str]:
+        """Every frame and the whole audio, whatever their lengths (core.lengths)."""
         return [f"all {batch.video.shape[1]} frames ({batch.video_seconds:.2f} s) against the "
                 f"whole audio ({batch.audio_seconds:.2f} s)"] * len(batch)
 
@@ -163,4 +164,5 @@ class ImageBindScore(_ImageBindVerifier):
         return {f"{m}_ib": _cos(get[METRICS[m][0]](), get[METRICS[m][1]]()) for m in self.metrics}
 
     def lengths_used(self, batch: AVBatch) -> list[str]:
+        """Each stream embedded whole (core.lengths)."""
         return [f"each stream whole ({batch.lengths()})"] * len(batch)
