@@ -8,18 +8,20 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import tiny_amt  # noqa: E402
 import tiny_h3  # noqa: E402
 import tiny_imagebind  # noqa: E402
 import tiny_javisdit  # noqa: E402
 import tiny_ltx  # noqa: E402
 import tiny_mmdisco  # noqa: E402
+import tiny_musiq  # noqa: E402
 import tiny_synchformer  # noqa: E402
 import tiny_vbench  # noqa: E402
 import tiny_videoreward  # noqa: E402
 
 WRITERS = {"imagebind": tiny_imagebind.write, "videoreward": tiny_videoreward.write,
            "vqascore": tiny_videoreward.write_vqascore, "synchformer": tiny_synchformer.write,
-           "vbench": tiny_vbench.write}
+           "vbench": tiny_vbench.write, "musiq": tiny_musiq.write, "amt": tiny_amt.write}
 
 
 def write_all(models_dir: Path) -> dict[str, Path]:

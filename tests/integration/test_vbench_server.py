@@ -14,7 +14,7 @@ from graphs import moved_away
 
 pytestmark = pytest.mark.integration
 
-FRAMES, HEIGHT, WIDTH, FPS = 6, 48, 80, 8
+FRAMES, HEIGHT, WIDTH, FPS = 5, 128, 160, 8  # AMT-S needs 128 px a side
 
 
 def quality_graph(**flags: bool) -> dict:

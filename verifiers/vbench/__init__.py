@@ -10,11 +10,13 @@ from types import ModuleType
 import torch
 
 from ...core.verifier import Verifier
-from . import aesthetic_quality, background_consistency, subject_consistency
+from . import (aesthetic_quality, background_consistency, imaging_quality, motion_smoothness,
+               subject_consistency)
 
 DIMENSIONS: dict[str, ModuleType] = {m.NAME: m for m in (
-    subject_consistency, background_consistency, aesthetic_quality)}
-"""VBench's dimension name (the reward's name) -> its module."""
+    subject_consistency, background_consistency, motion_smoothness, aesthetic_quality, imaging_quality)}
+"""VBench's dimension name (the reward's name) -> its module, in the order of VBench's quality
+score."""
 
 
 def load(names: list[str] | tuple[str, ...], folder: str | Path, device: str | torch.device = "cpu",
