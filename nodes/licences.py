@@ -21,8 +21,8 @@ LICENCES: dict[str, str] = {
     "synchformer": f"Code: MIT. Weights: Synchformer's, {UNSTATED} (trained on AudioSet, "
                    "initialised from MotionFormer and AST); check before commercial use.",
     "vbench": "Weights: DINO ViT-B/16 (Apache-2.0), OpenAI CLIP ViT-B/32 and ViT-L/14 (MIT), LAION's "
-              "aesthetic predictor (MIT); imaging_quality's MUSIQ (Google's SPAQ checkpoint as pyiqa "
-              f"converts it: {UNSTATED}; Google's code Apache-2.0) and motion_smoothness's AMT-S "
+              "aesthetic predictor (MIT); imaging_quality's MUSIQ (Google's SPAQ checkpoint as "
+              f"IQA-PyTorch converts it: {UNSTATED}) and motion_smoothness's AMT-S "
               f"(CC BY-NC 4.0, {NON_COMMERCIAL}) only where those are switched on.",
     "comfy": "Weights: the model you connect, under its own licence (LTX-2: Lightricks' LTX-2 "
              "licence; MiniMax H3: read by a third party as giving no rights in the EU, UK, South "

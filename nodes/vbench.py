@@ -73,7 +73,7 @@ class VBenchQualityNode(io.ComfyNode):
                     io.Combo.Input("dtype", options=list(DTYPES), default="fp32", advanced=True,
                                    tooltip="fp32 is how VBench runs DINO, LAION's head, MUSIQ and "
                                            "AMT; VBench runs the OpenAI CLIPs in fp16 on a GPU "
-                                           "(a difference in the 3rd-4th decimal). auto, fp16 and "
+                                           "(fp16 rounding; fp16 here comes closer to that). auto, fp16 and "
                                            "bf16 apply to every model and save memory.")],
             outputs=[types.Verifiers.Output(display_name="verifiers")],
         )
