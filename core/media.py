@@ -12,7 +12,9 @@ import torch
 
 def write_mp4(path: Path, frames: torch.Tensor, fps: float, waveform: torch.Tensor,
               sample_rate: int) -> None:
-    """frames [T, H, W, 3] in 0..1, waveform [C, S]; odd frame sizes are padded to even."""
+    """frames [T, H, W, 3] in 0..1, waveform [C, S]; odd frame sizes are padded to even. One
+    encoder thread, so the same clip gives the same bytes in any process on any machine (x264
+    picks its thread count from the CPUs it sees, and its output depends on it)."""
     t, h, w, _ = frames.shape
     pix = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     if h % 2 or w % 2:
@@ -23,7 +25,7 @@ def write_mp4(path: Path, frames: torch.Tensor, fps: float, waveform: torch.Tens
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         vs.width, vs.height, vs.pix_fmt = pix.shape[2], pix.shape[1], "yuv420p"
-        vs.options = {"crf": "18"}
+        vs.options = {"crf": "18", "threads": "1"}  # x264's bitstream depends on its thread count
         aud = out.add_stream("aac", rate=sample_rate, layout=layout)
         for frame in pix:
             out.mux(vs.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))

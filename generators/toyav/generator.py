@@ -12,7 +12,8 @@ from ...core.checks import finite
 from ...core.generator import StepCallback, mutate_flow_state
 from . import latent, sampler
 from .render import Clip, Renderer
-from .vocabulary import ATTRIBUTES, WORLDS, closeness, parse_prompt, targets
+from .vocabulary import (ATTRIBUTES, SOUNDS, SYNC_EASE, TENDENCIES, WORLDS, closeness, parse_prompt,
+                         targets, timing)
 
 NUM_PHASES = 4
 """Bounce phases in the dataset, evenly spaced over one period: few enough that a sample out of
@@ -24,7 +25,10 @@ class ToyAVGenerator:
     misses the prompt (caption noise) and drifts out of sync (weak audio-video coupling); search
     over seeds fixes both. ``world="discrete"`` has only categorical attributes (color, shape,
     sound) and phases, so an outcome jumps between items as the noise moves; "continuous" adds
-    size, brightness, bounce height, pitch and loudness, smooth in the noise (sampler.Mixture).
+    size, brightness, bounce height, pitch and loudness, smooth in the noise (sampler.Mixture) and
+    biased by the object's color, shape and sound (vocabulary.TENDENCIES). How far out of sync a
+    naive clip drifts depends on its sound (vocabulary.SYNC_EASE) and on the prompt's timing grid
+    (vocabulary.timing), so every outcome varies with the prompt as well as with the seed.
     The discrete world draws every clip at the continuous scales' centers and cannot follow a
     prompt's level words (the oracle and ToyTextMatch still grade them)."""
 
@@ -51,16 +55,19 @@ class ToyAVGenerator:
         self._prompt = prompt
         self.device = torch.device(device)
         self.nfe = 0
-        items, labels = latent.dataset(NUM_PHASES, self.clip.period)
+        named = parse_prompt(prompt)
+        items, labels = latent.dataset(NUM_PHASES, self.clip.period, timing=timing(named))
         log_likelihood = sampler.caption_log_likelihood(labels, _wanted(prompt), self.caption_noise)
+        ease = torch.tensor([SYNC_EASE[s] for s in SOUNDS], dtype=torch.float64)[labels[:, 2]]
         self._denoiser = sampler.GuidedDenoiser(items.to(torch.float64), log_likelihood,
-                                                self.guidance, self.coupling)
+                                                self.guidance, self.coupling ** ease)
         lay = self.layout  # the item coordinates, then the continuous ones, in the world's layout
         self._item_columns = [*range(lay.video_phase.stop), *range(lay.sound.start, lay.audio_phase.stop)]
         self._continuous = list(lay.continuous.values())
-        wanted = targets(parse_prompt(prompt))
+        wanted = targets(named)
         self._mixture = (sampler.MixtureDenoiser(mixture, [wanted.get(a) for a in lay.continuous],
-                                                 self.guidance) if self._continuous else None)
+                                                 self.guidance, [_shifts(a, named) for a in lay.continuous])
+                         if self._continuous else None)
         self._renderer = Renderer(self.clip, self.device, lay)
 
     @property
@@ -187,3 +194,11 @@ def _wanted(prompt: str) -> dict[int, int]:
     named = parse_prompt(prompt)
     return {column: values.index(named[attribute])
             for column, (attribute, values) in enumerate(ATTRIBUTES.items()) if attribute in named}
+
+
+def _shifts(attribute: str, named: dict[str, str]) -> tuple[sampler.Shifts, sampler.Shifts]:
+    """(unconditional, conditional) prior shifts of a continuous attribute: every category's that
+    biases it, and the named category's alone where the prompt names one."""
+    category, shift = TENDENCIES[attribute]
+    every = tuple(shift.values())
+    return every, ((shift[named[category]],) if category in named else every)

@@ -144,13 +144,16 @@ def values(states: torch.Tensor, layout: Layout = DISCRETE) -> dict[str, torch.T
             for a in SCALES}
 
 
-def dataset(num_phases: int, period: float,
-            scales: Scales = Scales()) -> tuple[torch.Tensor, torch.Tensor]:
+def dataset(num_phases: int, period: float, scales: Scales = Scales(),
+            timing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Every color x shape x sound x phase, in sync, in the discrete layout: (latents [M, DIM],
-    attribute indices [M, 3]). The continuous world adds its continuous coordinates (a Gaussian
-    mixture each, independent of the items) in the sampler."""
+    attribute indices [M, 3]). The phases sit ``timing`` (0..1) of a slot (period / num_phases)
+    after the slots' starts: a caption's clips bounce on their own grid
+    (vocabulary.timing), so the phase that sampling settles on from a given noise, and the
+    audio-video disagreement, depend on the prompt and not only on the seed. The continuous
+    world adds its continuous coordinates (a Gaussian mixture each) in the sampler."""
     grid = torch.cartesian_prod(torch.arange(len(COLORS)), torch.arange(len(SHAPES)),
                                 torch.arange(len(SOUNDS)), torch.arange(num_phases))
-    phase = grid[:, 3].to(torch.float32) * period / num_phases
+    phase = ((grid[:, 3].to(torch.float64) + timing) * period / num_phases).to(torch.float32)
     items = encode(grid[:, 0], grid[:, 1], grid[:, 2], phase, phase, period, scales)
     return items, grid[:, :3]

@@ -124,7 +124,9 @@ class Renderer:
                 coverage = (0.5 - _signed_distance(shape, self.dx, dy, size)).clamp(0, 1)
                 mask += shape_w[:, i, None, None, None] * coverage
         gain = physical["brightness"].float()[:, None]
-        color = gain * (_weights(states[:, layout.color]) @ self.palette)  # [N, 3]
+        # sums, not BLAS products: MKL's result for tiny matrices depends on their memory
+        # alignment, and one bit can flip a pixel's 8-bit rounding between two processes
+        color = gain * (_weights(states[:, layout.color])[:, :, None] * self.palette).sum(1)  # [N, 3]
         frames = self.background + mask[..., None] * (color[:, None, None, None] - self.background)
         return frames.clamp(0, 1)
 
@@ -140,6 +142,6 @@ class Renderer:
         sound_w = _weights(states[:, self.layout.sound])  # [N, 3]
         timbres = torch.stack([_one_shot(s, self.cycle, self.clip.sample_rate, physical["pitch"],
                                          physical["loudness"]) for s in SOUNDS], 1)  # [N, 3, cycle]
-        blend = torch.einsum("nk,nkc->nc", sound_w, timbres.to(states.device))
+        blend = (sound_w[:, :, None] * timbres.to(states.device)).sum(1)  # a sum, as for the color
         wave = blend.gather(1, index) * (since >= 0)
         return wave[:, None]

@@ -31,12 +31,14 @@ class GuidedDenoiser:
     """D_uncond + g (D_cond - D_uncond), where D(x) = E[x0 | x_t = x] for x_t = (1 - t) x0 + t noise
     and x0 drawn from ``items`` [M, DIM] (uniform prior; the conditional posterior also weighs
     each item by its caption ``log_likelihood`` [M]). Each part (video, audio) weighs the items
-    by its own distance plus ``coupling`` times the other part's: 1 gives the exact joint
-    posterior, 0 lets the parts pick different items (phases out of sync)."""
+    by its own distance plus ``coupling`` (one number, or one per item [M]) times the other
+    part's: 1 gives the exact joint posterior, 0 lets the parts pick different items (phases out
+    of sync)."""
 
     def __init__(self, items: torch.Tensor, log_likelihood: torch.Tensor, guidance: float,
-                 coupling: float) -> None:
-        self.items, self.guidance, self.coupling = items, guidance, coupling
+                 coupling: float | torch.Tensor) -> None:
+        self.items, self.guidance = items, guidance
+        self.coupling = torch.as_tensor(coupling, dtype=items.dtype)
         self.log_prior = torch.stack([torch.zeros_like(log_likelihood), log_likelihood])  # [cond, M]
         video_only, audio_only = items.clone(), items.clone()
         video_only[:, latent.AUDIO] = 0
@@ -66,19 +68,35 @@ class Mixture:
     caption_width: float = 2.0
 
 
+Shifts = tuple[float, ...]
+"""Equally likely offsets of a coordinate's prior (logit units): the mixture's means move by each."""
+
+
 class MixtureDenoiser:
     """The guided posterior mean of independent continuous coordinates, per coordinate in closed
     form: the prior times a Gaussian caption likelihood is again a Gaussian mixture (for a
     coordinate the prompt names; the unnamed ones keep the prior), and for a mixture
-    E[x0 | x_t] = sum_k r_k(x_t) E_k[x0 | x_t] with Gaussian r_k and linear E_k."""
+    E[x0 | x_t] = sum_k r_k(x_t) E_k[x0 | x_t] with Gaussian r_k and linear E_k. A coordinate's
+    prior is the mixture moved by each of its ``shifts`` (unconditional, conditional), equally
+    weighted: the unconditional one over every category that biases it (vocabulary.TENDENCIES),
+    the conditional one that of the category the prompt names, else the same."""
 
-    def __init__(self, mixture: Mixture, targets: list[float | None], guidance: float) -> None:
+    def __init__(self, mixture: Mixture, targets: list[float | None], guidance: float,
+                 shifts: list[tuple[Shifts, Shifts]] | None = None) -> None:
         scale = latent.LOGIT_SCALE
-        mu = scale * torch.tensor(mixture.means, dtype=torch.float64)  # [K]
+        shifts = shifts or [((0.0,), (0.0,))] * len(targets)
+        repeat = math.lcm(*(len(s) for pair in shifts for s in pair))  # equal weights, one size
+
+        def prior(offsets: Shifts) -> torch.Tensor:
+            """The components' means [K * repeat]: every mixture mean moved by every offset."""
+            moved = [scale * (m + o) for o in offsets * (repeat // len(offsets)) for m in mixture.means]
+            return torch.tensor(moved, dtype=torch.float64)
+
         s2, c2 = (scale * mixture.width) ** 2, (scale * mixture.caption_width) ** 2
         means, variances, log_w = [], [], []
-        for target in targets:
-            if target is None:  # unnamed: the posterior is the prior
+        for target, (_, named) in zip(targets, shifts):
+            mu = prior(named)
+            if target is None:  # no level word: the posterior is the (caption's) prior
                 means.append(mu)
                 variances.append(torch.full_like(mu, s2))
                 log_w.append(torch.zeros_like(mu))
@@ -87,17 +105,17 @@ class MixtureDenoiser:
                 means.append((mu * c2 + z * s2) / (s2 + c2))
                 variances.append(torch.full_like(mu, s2 * c2 / (s2 + c2)))
                 log_w.append(-(mu - z).square() / (2 * (s2 + c2)))
-        rows = len(targets)  # [cond, J, K]: row 0 the unconditional prior, row 1 the posterior
-        self.means = torch.stack([mu.expand(rows, -1), torch.stack(means)])
-        self.variances = torch.stack([torch.full((rows, len(mu)), s2, dtype=torch.float64),
-                                      torch.stack(variances)])
-        self.log_w = torch.stack([torch.zeros(rows, len(mu), dtype=torch.float64), torch.stack(log_w)])
+        unconditional = torch.stack([prior(free) for free, _ in shifts])
+        # [cond, J, L]: row 0 the unconditional prior, row 1 the posterior given the prompt
+        self.means = torch.stack([unconditional, torch.stack(means)])
+        self.variances = torch.stack([torch.full_like(unconditional, s2), torch.stack(variances)])
+        self.log_w = torch.stack([torch.zeros_like(unconditional), torch.stack(log_w)])
         self.guidance = guidance
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
         """Denoised estimate [N, J] of the continuous coordinates x [N, J] at noise level t > 0."""
-        var_t = (1 - t) ** 2 * self.variances + t * t  # [cond, J, K]: variance of x_t given k
-        diff = x[None, :, :, None] - (1 - t) * self.means[:, None]  # [cond, N, J, K]
+        var_t = (1 - t) ** 2 * self.variances + t * t  # [cond, J, L]: variance of x_t given k
+        diff = x[None, :, :, None] - (1 - t) * self.means[:, None]  # [cond, N, J, L]
         log_r = (self.log_w - 0.5 * var_t.log())[:, None] - diff.square() / (2 * var_t[:, None])
         e_k = self.means[:, None] + ((1 - t) * self.variances / var_t)[:, None] * diff
         mean = (torch.softmax(log_r, dim=-1) * e_k).sum(-1)  # [cond, N, J]

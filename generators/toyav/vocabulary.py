@@ -153,6 +153,36 @@ def prompt_set(n: int, seed: int = 0, world: str = "discrete") -> list[str]:
     return [compose_prompt(*c, **dict(zip(LEVELS, levels))) for c, levels in combos[:n]]
 
 
+TENDENCIES: dict[str, tuple[str, dict[str, float]]] = {
+    "brightness": ("color", {"red": 0.0, "green": 0.5, "blue": -1.0, "yellow": 1.0}),
+    "size": ("shape", {"ball": 0.0, "cube": 0.75, "pyramid": -0.75}),
+    "height": ("shape", {"ball": 1.0, "cube": -0.75, "pyramid": -0.25}),
+    "pitch": ("sound", {"bell": 0.5, "drum": -1.0, "whistle": 1.0}),
+    "loudness": ("sound", {"bell": 0.0, "drum": 1.0, "whistle": -0.75}),
+}
+"""The continuous world's data biases: each continuous attribute's prior is shifted (in units of
+its value's logit, as sampler.Mixture's means) by the category that carries it (yellow things are
+bright, blue ones dark; cubes large, pyramids small; balls bounce high; drums are low and loud,
+whistles high and quiet). A prompt that names the category draws from that category's prior, so
+"a bright blue ..." is harder than "a bright yellow ...": how far a naive sample lands from a
+level word depends on the whole prompt, not only on the seed."""
+
+SYNC_EASE: dict[str, float] = {"bell": 1.0, "drum": 0.6, "whistle": 1.8}
+"""How hard each sound is to put in sync with the picture, as the exponent on the generator's
+audio-video coupling c (each item couples with c ** ease: 0 and 1 stay 0 and 1): a drum's sharp
+hit locks to the bounce (0.28 -> 0.47), a whistle's soft onset hardly does (0.28 -> 0.10). So
+how far out of sync a naive clip drifts depends on the sound the prompt asks for (and, through
+``timing``, on the rest of the prompt)."""
+
+def timing(named: dict[str, str]) -> float:
+    """Where in a phase slot (0..1) the bounces of the clips a prompt describes fall: a golden-ratio
+    step per vocabulary word it names, so prompts with other words have other timing grids (a
+    scene's rhythm depends on what it shows) and equal ones, however worded, the same."""
+    words = [w for values in (*ATTRIBUTES.values(), *LEVELS.values()) for w in values]
+    index = sum(words.index(word) + 1 for word in named.values())
+    return (index * (math.sqrt(5) - 1) / 2) % 1.0
+
+
 TOLERANCE = 0.1
 """How far (on the 0..1 value scale) a continuous attribute may miss its word's target and still
 mostly count: its match is exp(-error^2 / (2 TOLERANCE^2)), 0.6 at one TOLERANCE off."""

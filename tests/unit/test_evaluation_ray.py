@@ -59,6 +59,17 @@ def without_wall(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "wall_s"}
 
 
+def decoded(path: Path) -> tuple[bytes, bytes]:
+    """An mp4's decoded frames and audio samples, as bytes."""
+    import av
+    import numpy as np
+    with av.open(str(path)) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    with av.open(str(path)) as c:
+        audio = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], -1)
+    return frames.tobytes(), audio.tobytes()
+
+
 @pytest.fixture(scope="module")
 def sequential(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("seq")
@@ -94,8 +105,9 @@ def test_ray_matches_sequential_and_shares_arw(sequential, tmp_path, monkeypatch
         assert without_wall(got[t.key]) == without_wall(seq.rows[t.key]), t.key
     clips = [r["clips"]["chosen"] for k, r in got.items() if r["clips"]["chosen"] and k not in done]
     assert clips
-    for clip in clips:
-        assert (config.output / clip).read_bytes() == (seq_config.output / clip).read_bytes(), clip
+    for clip in clips:  # the same pictures and sound; the H.264 bytes may differ between two
+        # processes for the same frames (seen here: identical decoded frames, 6 bytes apart)
+        assert decoded(config.output / clip) == decoded(seq_config.output / clip), clip
 
     shared = {t.arm for t in all_tasks if t.aggregator == "arw_shared"}
     assert len(shared) == 2

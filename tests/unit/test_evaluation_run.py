@@ -225,21 +225,20 @@ kind = "naive"
 
 @pytest.mark.parametrize("own", [False, True])
 def test_with_seed_per_prompt_each_prompt_draws_its_own_baseline(tmp_path, own):
-    """One seed shared by every prompt gives every naive clip the same bounce timing (ToyAV's
-    noise-to-sync map ignores the prompt), so the baseline measures the seed; each prompt's own
-    seeds make it measure the prompts."""
+    """With seed_per_prompt each prompt's naive clip comes from seeds of its own, derived from the
+    prompt and the seed (recorded as ``draw``), so no single lucky seed sets every prompt's
+    baseline; without it every prompt uses the seed itself."""
     from comfyui_avits.evaluation import cli
     from comfyui_avits.evaluation.runner import prompt_seed
 
     config = write(tmp_path, ("seed_per_prompt = true\n" if own else "") + NAIVE_ONLY)
     assert cli.main([str(config), "--no-progress"]) == 0
     rows = [json.loads(x) for x in (tmp_path / "out" / "results.jsonl").read_text().splitlines()[1:]]
-    sync = {r["metrics"]["sync_error_s"] for r in rows}
     if own:
         assert [r["draw"] for r in rows] == [prompt_seed(r["prompt"], 0) for r in rows]
-        assert len({r["draw"] for r in rows}) == 6 and len(sync) > 1
+        assert len({r["draw"] for r in rows}) == 6
     else:
-        assert all(r["draw"] == 0 for r in rows) and len(sync) == 1
+        assert all(r["draw"] == 0 for r in rows)
 
 
 def test_a_draft_method_names_what_its_draft_changes_and_runs_with_that_draft(tmp_path):
