@@ -9,11 +9,15 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def quantise(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 of floats in 0..1, on their device, as ComfyUI's video writers store them (scale by
+    255, clamp, truncate; NaN as 0): the values a reference pipeline reads back from the file."""
+    return torch.nan_to_num(frames.detach().float() * 255).clamp(0, 255).to(torch.uint8)
+
+
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """[..., H, W, 3] floats in 0..1 as [..., 3, H, W] uint8 on the CPU, quantised as
-    ComfyUI's video writers do (scale by 255, clamp, truncate)."""
-    x = torch.nan_to_num(frames.detach().to("cpu", torch.float32) * 255).clamp(0, 255)
-    return x.to(torch.uint8).movedim(-1, -3)
+    """[..., H, W, 3] floats in 0..1 as [..., 3, H, W] uint8 on the CPU (``quantise``)."""
+    return quantise(frames.detach().cpu()).movedim(-1, -3)
 
 
 def clip_normalise(x: torch.Tensor, channel_dim: int) -> torch.Tensor:

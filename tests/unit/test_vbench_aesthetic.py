@@ -42,7 +42,7 @@ CLIP_TRANSFORM = transforms.Compose([  # vbench.utils.clip_transform(224)
 
 def vbench_aesthetic_quality(clip, head, video: torch.Tensor) -> float:
     """vbench/aesthetic_quality.py's laion_aesthetic for one video read by load_video."""
-    frames = np.array([(f * 255).round().clamp(0, 255).to(torch.uint8).numpy() for f in video])
+    frames = np.array([(f * 255).clamp(0, 255).to(torch.uint8).numpy() for f in video])
     images = torch.Tensor(frames).permute(0, 3, 1, 2)
     scores = []
     for i in range(0, len(images), 32):

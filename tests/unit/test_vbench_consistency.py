@@ -57,7 +57,7 @@ def clips(h: int, w: int, frames: int = 5, seed: int = 0) -> AVBatch:
 def read_like_vbench(video: torch.Tensor) -> torch.Tensor:
     """vbench.utils.load_video: the 8-bit frames decord gives, as ``torch.Tensor`` (float32
     0..255) [T, 3, H, W]."""
-    frames = np.array([(frame * 255).round().clamp(0, 255).to(torch.uint8).numpy() for frame in video])
+    frames = np.array([(frame * 255).clamp(0, 255).to(torch.uint8).numpy() for frame in video])
     return torch.Tensor(frames).permute(0, 3, 1, 2)
 
 
@@ -201,8 +201,9 @@ def test_the_rule_clips_negative_similarities_at_0_and_needs_two_frames():
         consistency(torch.ones(2, 1, 4))
 
 
-def test_uint8_frames_round_and_clamp_as_an_8_bit_file():
+def test_uint8_frames_truncate_and_clamp_as_a_file_comfyui_wrote():
+    """ComfyUI's video writers store clamp(x * 255).to(uint8): truncated, not rounded."""
     v = torch.tensor([1.4, 1.6, -3.0, 300.0, float("nan"), 255.0]) / 255
     u = uint8_frames(v.view(1, 2, 1, 1, 3))
     assert u.dtype == torch.uint8 and u.shape == (1, 2, 3, 1, 1)
-    assert u.flatten().tolist() == [1, 2, 0, 255, 0, 255]
+    assert u.flatten().tolist() == [1, 1, 0, 255, 0, 255]

@@ -43,7 +43,7 @@ def clips(n: int, frames: int, h: int, w: int, seed: int = 0) -> AVBatch:
 def vbench_motion_score(model: AMTS, clip: torch.Tensor, scale: float = 1.0) -> float:
     """VBench's MotionSmoothness.motion_score for one clip [T, H, W, 3], step by step as it
     runs on a file's frames."""
-    frames = list((clip * 255).round().clamp(0, 255).to(torch.uint8).numpy())  # an 8-bit file
+    frames = list((clip * 255).clamp(0, 255).to(torch.uint8).numpy())  # an 8-bit file
     inputs = [torch.tensor(f).permute(2, 0, 1).unsqueeze(0) / 255.0 for f in frames[0::2]]
     assert len(inputs) > 1
     divisor = int(16 / scale)

@@ -8,21 +8,20 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
+from ..frames import CLIP_MEAN, CLIP_STD, quantise
+
 SIZE = 224
 """VBench's n_px: the short side for DINO, the crop for CLIP."""
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def uint8_frames(video: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, T, 3, H, W] of float clips [N, T, H, W, 3] in 0..1, as an 8-bit file holds
-    them: round(x * 255), clamped to 0..255 (NaN as 0). Stays on ``video``'s device."""
+    """uint8 [N, T, 3, H, W] of float clips [N, T, H, W, 3] in 0..1, as a file ComfyUI wrote
+    holds them (verifiers.frames.quantise). Stays on ``video``'s device."""
     if video.ndim != 5 or video.shape[-1] != 3:
         raise ValueError(f"video must be [N, T, H, W, 3], got {tuple(video.shape)}")
-    x = torch.nan_to_num(video.detach().float() * 255).round().clamp(0, 255)
-    return x.to(torch.uint8).permute(0, 1, 4, 2, 3)
+    return quantise(video).permute(0, 1, 4, 2, 3)
 
 
 def _normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
