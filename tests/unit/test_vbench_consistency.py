@@ -119,9 +119,9 @@ def test_the_twins_have_the_official_names_and_keys(folder, verifiers):
     def families(keys):
         return {re.sub(r"\.\d+\.", ".#.", k) for k in keys}
     assert families(state) == families(official) and len(official) == 150
-    dino = verifiers["subject_consistency"].dino
+    dino = verifiers["subject_consistency"].model
     assert (dino.arch.dim, dino.arch.depth, dino.arch.patch, dino.arch.grid) == (64, 1, 16, 14)
-    clip = verifiers["background_consistency"].clip.tower.config
+    clip = verifiers["background_consistency"].model.tower.config
     assert (clip.hidden_size, clip.patch_size, clip.image_size, clip.projection_dim) == (64, 32, 224, 32)
     assert not dino.training and next(dino.parameters()).dtype == torch.float32
 
@@ -165,7 +165,7 @@ def test_a_wrong_file_names_the_key(folder, tmp_path):
 @pytest.mark.parametrize("h, w", [(72, 128), (120, 90)])
 def test_subject_consistency_is_vbenchs_frame_by_frame_computation(verifiers, h, w):
     verifier, batch = verifiers["subject_consistency"], clips(h, w)
-    expected = [vbench_subject_consistency(verifier.dino, batch.video[i]) for i in range(len(batch))]
+    expected = [vbench_subject_consistency(verifier.model, batch.video[i]) for i in range(len(batch))]
     got = verifier(batch, [""] * 3)
     assert got.dtype == torch.float64 and got.shape == (3,)
     torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), atol=1e-6, rtol=0)
@@ -175,7 +175,7 @@ def test_subject_consistency_is_vbenchs_frame_by_frame_computation(verifiers, h,
 @pytest.mark.parametrize("h, w", [(72, 128), (120, 90)])
 def test_background_consistency_is_vbenchs_computation(verifiers, h, w):
     verifier, batch = verifiers["background_consistency"], clips(h, w, seed=1)
-    expected = [vbench_background_consistency(verifier.clip, batch.video[i]) for i in range(len(batch))]
+    expected = [vbench_background_consistency(verifier.model, batch.video[i]) for i in range(len(batch))]
     got = verifier(batch, [""] * 3)
     torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), atol=1e-6, rtol=0)
     assert expected[0] < 0.9

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ...core.batch import AVBatch
-from .clip_image import ClipImage, load_clip_image
-from .consistency import consistency
-from .features import CHUNK, frame_features
+from .clip_image import load_clip_image
+from .consistency import Consistency
 from .files import identity, require
 from .frames import clip_input
 
@@ -22,24 +20,9 @@ FILES: tuple[tuple[str, str], ...] = (
 LICENCE = "OpenAI CLIP weights and code: MIT (github.com/openai/CLIP, LICENSE)"
 
 
-class BackgroundConsistency:
-    """Tensor[N] in 0..1, higher is better."""
-
-    name = NAME
-
-    def __init__(self, clip: ClipImage, identity: str, chunk: int = CHUNK) -> None:
-        self.clip, self.identity, self.chunk = clip, identity, chunk
-
-    def models(self) -> list[torch.nn.Module]:
-        return [self.clip]
-
-    def __call__(self, batch: AVBatch, prompts: list[str]) -> torch.Tensor:
-        return consistency(frame_features(self.clip, batch, clip_input, self.chunk))
-
-
 def load(folder: str | Path, device: str | torch.device = "cpu",
-         dtype: torch.dtype = torch.float32) -> BackgroundConsistency:
+         dtype: torch.dtype = torch.float32) -> Consistency:
     """Background consistency on ``folder``'s CLIP ViT-B/32 (VBench's runs in fp16 on a GPU)."""
     paths = require(folder, FILES)
     clip = load_clip_image(paths[FILES[0][0]], device, dtype)
-    return BackgroundConsistency(clip, identity(NAME, paths, dtype))
+    return Consistency(NAME, clip, clip_input, identity(NAME, paths, dtype))

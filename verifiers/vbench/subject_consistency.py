@@ -7,10 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ...core.batch import AVBatch
-from .consistency import consistency
-from .dino import DinoViT, load_dino
-from .features import CHUNK, frame_features
+from .consistency import Consistency
+from .dino import load_dino
 from .files import identity, require
 from .frames import dino_input
 
@@ -21,24 +19,9 @@ FILES: tuple[tuple[str, str], ...] = (
 LICENCE = "DINO weights and code: Apache-2.0 (github.com/facebookresearch/dino, LICENSE)"
 
 
-class SubjectConsistency:
-    """Tensor[N] in 0..1, higher is better."""
-
-    name = NAME
-
-    def __init__(self, dino: DinoViT, identity: str, chunk: int = CHUNK) -> None:
-        self.dino, self.identity, self.chunk = dino, identity, chunk
-
-    def models(self) -> list[torch.nn.Module]:
-        return [self.dino]
-
-    def __call__(self, batch: AVBatch, prompts: list[str]) -> torch.Tensor:
-        return consistency(frame_features(self.dino, batch, dino_input, self.chunk))
-
-
 def load(folder: str | Path, device: str | torch.device = "cpu",
-         dtype: torch.dtype = torch.float32) -> SubjectConsistency:
+         dtype: torch.dtype = torch.float32) -> Consistency:
     """Subject consistency on ``folder``'s DINO file (VBench runs DINO in fp32)."""
     paths = require(folder, FILES)
     dino = load_dino(paths[FILES[0][0]], device, dtype)
-    return SubjectConsistency(dino, identity(NAME, paths, dtype))
+    return Consistency(NAME, dino, dino_input, identity(NAME, paths, dtype))
