@@ -23,7 +23,9 @@ class Verifier(Protocol):
     several rewards from one pass also has ``rewards``, the names of its outputs, and returns a
     mapping with exactly those keys. Optional: ``identity`` (name plus a fingerprint of the
     model file and settings; rewards learned under one identity are not mixed with another's)
-    and ``models()`` (the torch modules it runs, so the caller can put them on the device)."""
+    and ``models()`` (the torch modules it runs, so the caller can put them on the device), and
+    ``lengths_used(batch)`` (for real media whose streams last differently, ``AVBatch.media``:
+    one sentence per clip on what it read of each stream; core/lengths.py)."""
 
     name: str
 
