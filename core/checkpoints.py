@@ -94,6 +94,15 @@ def check_keys(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.T
         raise CheckpointError(f"{source} does not fit {what}: {'; '.join(keys)}")
 
 
+def shape_of(state: Mapping[str, torch.Tensor], key: str, source: str | Path,
+             what: str) -> tuple[int, ...]:
+    """The shape of ``state[key]``, for reading an architecture off a file; a file without the
+    key is an error naming the file, the key and what the file should have been."""
+    if key not in state:
+        raise CheckpointError(f"{source}: no '{key}': not {what}")
+    return tuple(state[key].shape)
+
+
 def load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str | Path,
                 what: str = "the architecture", prefix: str = "", assign: bool = False) -> None:
     """``module.load_state_dict(state, strict=True)`` after ``check_keys``, so a file of another

@@ -4,13 +4,15 @@ strict, the file is read with ``weights_only=True``."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import re
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
-from ...core.checkpoints import CheckpointError, load_strict, read_file
+from ...core.checkpoints import CheckpointError, load_strict, read_file, shape_of
 from .audio_encoder import TIME_TOKENS
 from .model import VIDEO_TOKENS, Architecture, Synchformer
 
@@ -25,11 +27,8 @@ CLASSES = 21
 
 def architecture(state: Mapping[str, torch.Tensor]) -> Architecture:
     """The sizes a Synchformer state dict implies; an error naming the key if it is not one."""
-    def shape(key: str) -> tuple[int, ...]:
-        if key not in state:
-            raise CheckpointError(f"no '{key}' in the checkpoint: not a Synchformer state dict "
-                                  f"(the official one is {PUBLISHED})")
-        return tuple(state[key].shape)
+    shape = partial(shape_of, state, source="the checkpoint",
+                    what=f"a Synchformer state dict (the official one is {PUBLISHED})")
 
     def depth(pattern: str) -> int:
         found = {int(m.group(1)) for m in map(re.compile(pattern).match, state) if m}

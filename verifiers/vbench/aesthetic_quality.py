@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ...core.batch import AVBatch
-from ...core.checkpoints import CheckpointError, load_strict, read_file
+from ...core.checkpoints import load_strict, read_file, shape_of
 from .clip_image import ClipImage, load_clip_image
 from .features import CHUNK, frame_features
 from .files import identity, require
@@ -50,9 +50,7 @@ class AestheticQuality:
 def load_head(path: str | Path, width: int) -> torch.nn.Linear:
     """LAION's predictor (a Linear(width, 1) state dict) in fp32, as VBench runs it."""
     state = read_file(path)
-    if "weight" not in state:
-        raise CheckpointError(f"{path}: no 'weight': not LAION's aesthetic predictor (a Linear "
-                              f"state dict)")
+    shape_of(state, "weight", path, "LAION's aesthetic predictor (a Linear state dict)")
     head = torch.nn.Linear(width, 1)
     load_strict(head, state, path, f"LAION's predictor on {width}-wide CLIP features")
     return head.eval()

@@ -5,6 +5,8 @@ AMT's code. Inference only: it returns the interpolated frame."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -12,7 +14,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ...core.checkpoints import CheckpointError
+from ...core.checkpoints import CheckpointError, shape_of
 from .amt_blocks import (Correlation, Decoder, FeatureEncoder, PyramidEncoder, UpdateBlock,
                          pixel_grid, resize, warp)
 
@@ -140,11 +142,8 @@ class AMTS(nn.Module):
 def architecture(state: Mapping[str, torch.Tensor], source: str) -> Architecture:
     """The widths an AMT-S state dict implies; an error naming the key (and ``source``, where
     the official file is published) when it is not one."""
-    def shape(key: str) -> tuple[int, ...]:
-        if key not in state:
-            raise CheckpointError(f"no '{key}' in the state dict: not AMT-S (the official file "
-                                  f"is {source})")
-        return tuple(state[key].shape)
+    shape = partial(shape_of, state, source="the state dict",
+                    what=f"AMT-S (the official file is {source})")
 
     planes = shape("update4.convc1.weight")[1]
     if planes != 2 * LEVELS * (2 * RADIUS + 1) ** 2:

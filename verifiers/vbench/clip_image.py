@@ -5,6 +5,8 @@ VBench loads, in a format read without unpickling. Only ``vision_model.*`` and
 
 from __future__ import annotations
 
+from functools import partial
+
 import math
 import re
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Mapping
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from ...core.checkpoints import CheckpointError, load_strict, read_file
+from ...core.checkpoints import CheckpointError, load_strict, read_file, shape_of
 from .frames import SIZE
 
 HEAD_DIM = 64
@@ -31,11 +33,8 @@ def vision_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def config(state: Mapping[str, torch.Tensor], source: str | Path) -> CLIPVisionConfig:
     """The CLIPVisionConfig the tensors imply (OpenAI's quick GELU, 64-wide heads); an error
     naming the key if they are not a CLIP image tower at VBench's 224 px."""
-    def shape(key: str) -> tuple[int, ...]:
-        if key not in state:
-            raise CheckpointError(f"{source}: no '{key}': not a CLIP model in the Hugging Face "
-                                  "layout (openai/clip-vit-* model.safetensors)")
-        return tuple(state[key].shape)
+    shape = partial(shape_of, state, source=source, what="a CLIP model in the Hugging Face "
+                    "layout (openai/clip-vit-* model.safetensors)")
 
     e = "vision_model.embeddings."
     width, patch = shape(e + "class_embedding")[0], shape(e + "patch_embedding.weight")[-1]

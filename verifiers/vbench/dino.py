@@ -4,6 +4,8 @@ exactly, since VBench feeds it frames of the clip's own aspect ratio. Sizes come
 
 from __future__ import annotations
 
+from functools import partial
+
 import math
 import re
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.checkpoints import CheckpointError, load_strict, read_file
+from ...core.checkpoints import CheckpointError, load_strict, read_file, shape_of
 
 HEAD_DIM = 64
 """Width of one attention head (every DINO ViT: S 384/6, B 768/12); heads leave no trace in a
@@ -123,10 +125,7 @@ class DinoViT(nn.Module):
 
 def architecture(state: Mapping[str, torch.Tensor], source: str | Path) -> Architecture:
     """The sizes a DINO ViT state dict implies; an error naming the key if it is not one."""
-    def shape(key: str) -> tuple[int, ...]:
-        if key not in state:
-            raise CheckpointError(f"{source}: no '{key}': not a DINO ViT state dict")
-        return tuple(state[key].shape)
+    shape = partial(shape_of, state, source=source, what="a DINO ViT state dict")
 
     dim, positions = shape("cls_token")[-1], shape("pos_embed")[1] - 1
     grid = math.isqrt(positions)

@@ -7,6 +7,8 @@ learned class token, and a linear head on that token gives the score (SPAQ's 0..
 
 from __future__ import annotations
 
+from functools import partial
+
 import math
 import re
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...core.checkpoints import CheckpointError, load_strict, read_file
+from ...core.checkpoints import CheckpointError, load_strict, read_file, shape_of
 from .musiq_patches import SCALES, Tokens, musiq_patches, same_pad
 
 HEAD_DIM = 64
@@ -184,11 +186,8 @@ class MUSIQ(nn.Module):
 def architecture(state: Mapping[str, torch.Tensor], source: str | Path) -> Architecture:
     """The sizes a MUSIQ state dict implies; an error naming the key if it is not one this
     loader builds (one score per image: SPAQ, KonIQ, PaQ-2-PiQ; not AVA's 10-class head)."""
-    def shape(key: str) -> tuple[int, ...]:
-        if key not in state:
-            raise CheckpointError(f"{source}: no '{key}' in the file: not a MUSIQ state dict as pyiqa "
-                                  "converted them")
-        return tuple(state[key].shape)
+    shape = partial(shape_of, state, source=source,
+                    what="a MUSIQ state dict as pyiqa converted them")
 
     if "head.0.weight" in state:
         raise CheckpointError(f"{source}: 'head.0.weight' is a {state['head.0.weight'].shape[0]}-class "
